@@ -1,0 +1,118 @@
+# parley build: everything goes to build/ (generated protobuf code included).
+# `make` builds, `make unit` runs unit tests, `make test` installs what is
+# missing and runs every test against a real Kafka and PostgreSQL.
+
+CC       ?= cc
+BUILD    ?= build
+PKGS      = libwebsockets libprotobuf-c rdkafka libpq libcurl openssl
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla
+OPT      ?= -O2 -g
+SAN      ?=
+CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon
+CFLAGS   += -std=c11 $(OPT) $(SAN) -pthread
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lm -pthread
+
+GEN       = $(BUILD)/gen
+PROTOS    = parley/v1/client.proto parley/log/v1/record.proto \
+            parley/internal/v1/envelope.proto
+PB_C      = $(patsubst %.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PB_H      = $(PB_C:.c=.h)
+PB_O      = $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PB_C))
+
+SERVICES  = gateway router store presence
+lib_srcs  = $(filter-out %_test.c,$(wildcard common/*.c))
+svc_srcs  = $(filter-out %_test.c %/main.c,$(wildcard $(1)/*.c))
+obj       = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB       = $(BUILD)/lib/libparley.a
+BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parley
+TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
+              clients/cli/*_test.c)
+TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
+
+.PHONY: all deps unit test integration run lint format format-check asan clean
+all: $(BINS) $(TESTBINS)
+
+deps:
+	@deploy/local/deps.sh
+
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+# Generated code is compiled without our stricter prototype warnings.
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wall -Werror -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(PB_H) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(LIB): $(call obj,$(lib_srcs)) $(PB_O)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+define service_rules
+$(BUILD)/lib/lib$(1).a: $(call obj,$(call svc_srcs,$(1)))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+$(BUILD)/bin/parley-$(1): $(BUILD)/obj/$(1)/main.o $(BUILD)/lib/lib$(1).a $(LIB)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(CFLAGS) -o $$@ $$^ $(LIBS)
+$(BUILD)/test/$(1)/%_test: $(1)/%_test.c $(BUILD)/lib/lib$(1).a $(LIB) $(PB_H)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(CPPFLAGS) -I$(1) $(CFLAGS) $(WARN) -o $$@ $$< $(BUILD)/lib/lib$(1).a $(LIB) $(LIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
+
+cli_srcs = $(wildcard clients/cli/*.c)
+$(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/test/common/%_test: common/%_test.c $(LIB) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)
+
+unit: $(TESTBINS)
+	@tests/unit.sh $(TESTBINS)
+
+# The full suite: installs what is missing, builds, runs unit tests, then
+# the integration tests against a real Kafka and PostgreSQL.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh
+
+integration: all
+	@tests/run.sh --integration-only
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/local/run.sh
+
+C_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+lint: $(PB_H)
+	clang-tidy-14 --quiet $(filter %.c,$(C_SRCS)) -- $(CPPFLAGS) -std=c11 \
+	    $(shell pkg-config --cflags $(PKGS))
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem -Icommon -I$(GEN) \
+	    $(filter %.c,$(C_SRCS))
+
+format:
+	clang-format-14 -i $(C_SRCS)
+
+format-check:
+	clang-format-14 --dry-run --Werror $(C_SRCS)
+
+# Unit and integration tests under AddressSanitizer and UBSan.
+asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	PARLEY_BUILD=build/asan ASAN_OPTIONS=detect_leaks=1 tests/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

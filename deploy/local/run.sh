@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `make run`: Kafka and PostgreSQL in var/, then every parley process under a
+# small supervisor that restarts a process that dies (with backoff), as
+# Kubernetes would. Ctrl-C stops everything; the data stays in var/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+bin=$root/build/bin
+var=$root/var
+logs=$var/log
+mkdir -p "$logs"
+
+kafka_port=${PARLEY_KAFKA_PORT:-9092}
+pg_port=${PARLEY_PG_PORT:-5433}
+export PARLEY_JWT_SECRET=${PARLEY_JWT_SECRET:-parley-dev-secret-not-for-production}
+export PARLEY_KAFKA_BROKERS=127.0.0.1:$kafka_port
+export PARLEY_PG="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+export PARLEY_ROUTERS=tcp://127.0.0.1:7201,tcp://127.0.0.1:7202
+export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
+
+stopping=0
+children=()
+
+# supervise NAME CMD...: run CMD, restarting it with backoff when it dies.
+supervise() {
+	local name=$1 delay=1 started
+	shift
+	trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit 0' TERM INT
+	while :; do
+		started=$(date +%s)
+		"$@" >>"$logs/$name.log" 2>&1 &
+		pid=$!
+		wait "$pid" && status=0 || status=$?
+		[ $(($(date +%s) - started)) -lt 60 ] || delay=1
+		echo "parley: $name exited with $status; restarting in ${delay}s" >&2
+		sleep "$delay"
+		delay=$((delay * 2 > 30 ? 30 : delay * 2))
+	done
+}
+
+run() { # run NAME [VAR=VALUE...] -- BINARY
+	local name=$1
+	shift
+	supervise "$name" env "$@" &
+	children+=($!)
+}
+
+shutdown() {
+	[ "$stopping" = 0 ] || return
+	stopping=1
+	echo
+	echo "parley: stopping (data stays in var/)"
+	for pid in "${children[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	wait "${children[@]}" 2>/dev/null || true
+	deploy/local/kafka.sh stop "$var/kafka" || true
+	deploy/local/pg.sh stop "$var/pg" fast || true
+	exit 0
+}
+trap shutdown INT TERM
+
+deploy/local/kafka.sh start "$var/kafka" "$kafka_port" $((kafka_port + 1))
+deploy/local/pg.sh start "$var/pg" "$pg_port"
+
+run presence "$bin/parley-presence"
+run store "$bin/parley-store"
+run router1 PARLEY_ROUTER_LISTEN=tcp://127.0.0.1:7201 "$bin/parley-router"
+run router2 PARLEY_ROUTER_LISTEN=tcp://127.0.0.1:7202 "$bin/parley-router"
+run gateway1 PARLEY_GATEWAY_PORT=8080 PARLEY_GATEWAY_NNG=tcp://127.0.0.1:7101 \
+	"$bin/parley-gateway"
+run gateway2 PARLEY_GATEWAY_PORT=8081 PARLEY_GATEWAY_NNG=tcp://127.0.0.1:7102 \
+	"$bin/parley-gateway"
+
+for _ in $(seq 300); do
+	curl -fs http://127.0.0.1:8080/readyz >/dev/null 2>&1 &&
+		curl -fs http://127.0.0.1:8081/readyz >/dev/null 2>&1 && break
+	sleep 0.2
+done
+
+cat <<EOF
+
+parley is up.
+  gateways:  ws://127.0.0.1:8080/  ws://127.0.0.1:8081/   (subprotocol parley.v1)
+  health:    http://127.0.0.1:8080/livez  /readyz
+  logs:      var/log/*.log     data: var/kafka, var/pg
+  CLI:       export PARLEY_JWT_SECRET=$PARLEY_JWT_SECRET
+             build/bin/parley listen --as bob
+             build/bin/parley send --as alice dm:alice:bob "hi"
+Ctrl-C stops everything.
+EOF
+while :; do
+	sleep 1 &
+	wait $! || true
+done

@@ -1,0 +1,185 @@
+/* What the gateway's files share. One libwebsockets service thread owns
+ * every session; NNG threads hand results over through the inbox and
+ * lws_cancel_service() (never touching a session themselves). */
+#ifndef PARLEY_GATEWAY_H
+#define PARLEY_GATEWAY_H
+
+#include <libwebsockets.h>
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "jwt.h"
+#include "map.h"
+#include "parley/internal/v1/envelope.pb-c.h"
+
+/* WebSocket close codes (docs/PROTOCOL.md). */
+enum gw_close {
+	GW_CLOSE_GOING_AWAY = 1001,    /* draining: reconnect elsewhere */
+	GW_CLOSE_TOO_BIG = 1009,       /* frame over the size limit */
+	GW_CLOSE_INTERNAL = 1011,      /* server error: reconnect */
+	GW_CLOSE_UNAUTHORIZED = 4001,  /* bad token: do not retry with it */
+	GW_CLOSE_TOKEN_EXPIRED = 4002, /* expired token: get a new one */
+	GW_CLOSE_AUTH_TIMEOUT = 4003,  /* no token within the deadline */
+	GW_CLOSE_BAD_FRAME = 4004,     /* not a binary ClientFrame */
+	GW_CLOSE_TOO_SLOW = 4005,      /* not reading: reconnect and sync */
+};
+
+struct gw_config {
+	const char *bind;
+	int port;
+	const char *nng_listen; /* our delivery address, also our identity */
+	const char *routers;	/* comma-separated NNG urls */
+	const char *store_url;
+	const char *presence_url;
+	const char *secret;
+	int auth_timeout_ms;
+	int max_frame;
+	int outq_max;
+	int ping_s;
+	int pong_timeout_s;
+	int rpc_timeout_ms;
+};
+
+/* A frame shared by every session it goes to: encoded once, with
+ * LWS_PRE bytes of headroom before data for the WebSocket header. */
+struct gw_frame {
+	int refs;
+	size_t len;
+	uint8_t buf[]; /* LWS_PRE + len */
+};
+
+struct gw_qitem {
+	struct gw_frame *frame;
+	struct gw_qitem *next;
+};
+
+enum gw_state { GW_AUTH_WAIT, GW_WELCOME_WAIT, GW_LIVE, GW_CLOSING };
+
+struct gw_session {
+	struct lws *wsi;
+	struct gateway *gw;
+	enum gw_state state;
+	char id[48];
+	char user[JWT_SUB_MAX + 1];
+	int64_t token_exp;
+	/* Outgoing frames, oldest first; bytes counts their payloads. */
+	struct gw_qitem *head, *tail;
+	size_t queued;
+	/* A partly received message (fragmented frames). */
+	uint8_t *rx;
+	size_t rx_len;
+	int close_code;
+	const char *close_reason;
+	/* Welcome is sent once rooms and presence both answered. */
+	bool rooms_done, presence_done;
+	Parley__V1__RoomList *rooms;
+	uint64_t welcome_request_id;
+	lws_sorted_usec_list_t auth_sul;
+};
+
+/* Work handed to the service thread from NNG threads. */
+enum gw_inbox_kind { GW_IN_DELIVERIES, GW_IN_STORE_REPLY, GW_IN_PRESENCE };
+
+struct gw_inbox_item {
+	enum gw_inbox_kind kind;
+	nng_msg *msg; /* NULL when the request failed */
+	int err;
+	char session_id[48];
+	uint64_t request_id;
+	struct gw_inbox_item *next;
+};
+
+struct gateway {
+	struct gw_config cfg;
+	struct lws_context *ctx;
+	uint64_t instance;
+	uint64_t next_session;
+	struct map sessions; /* id -> struct gw_session * */
+	struct map users;    /* user -> struct gw_user * */
+	bool draining;
+	/* NNG. */
+	nng_socket routers;
+	nng_socket deliveries;
+	nng_socket store;
+	nng_socket presence;
+	pthread_t delivery_thread;
+	int router_pipes; /* connected routers; atomic */
+	struct bus_batch commands;
+	lws_sorted_usec_list_t flush_sul;
+	bool flush_scheduled;
+	/* Inbox. */
+	pthread_mutex_t inbox_lock;
+	struct gw_inbox_item *inbox_head, *inbox_tail;
+	bool inbox_closed; /* the lws context is going away */
+	/* Presence reporting. */
+	struct gw_presence *pres;
+	lws_sorted_usec_list_t presence_sul;
+	uint64_t stat_frames_in, stat_frames_out;
+};
+
+/* ws.c: the libwebsockets side. ws_run opens the links, serves until a
+ * stop signal, and closes everything; 0 or -1 when start-up failed. */
+int ws_run(struct gateway *gw);
+/* Ask the service thread to write (or close) this session. */
+void ws_wake(struct gw_session *s);
+
+/* session.c: sessions, their queues, and the indexes. */
+struct gw_session *session_get(struct gateway *gw, const char *id);
+/* Authenticate with a token; 0, or a close code to close with. */
+int session_auth(struct gw_session *s, const char *token);
+/* Handle one complete client message. */
+void session_on_message(struct gw_session *s, const uint8_t *buf, size_t len);
+/* Queue a frame (takes a reference). Closes slow sessions. */
+void session_send(struct gw_session *s, struct gw_frame *f);
+/* Queue a ServerFrame (encoded here). */
+void session_send_pb(struct gw_session *s, const Parley__V1__ServerFrame *f);
+void session_error(struct gw_session *s, uint64_t request_id, int code,
+		   const char *msg, bool retryable);
+/* Close with code and reason once the queue is written. */
+void session_close(struct gw_session *s, int code, const char *reason);
+/* Called when the connection is gone: unindex and free everything. */
+void session_destroy(struct gw_session *s);
+/* Deliver a frame to every local session of user (except one). */
+void session_deliver_user(struct gateway *gw, const char *user,
+			  struct gw_frame *f, const char *except);
+/* The rooms answer for a session waiting for Welcome. */
+void session_on_rooms(struct gw_session *s, Parley__V1__RoomList *rooms);
+/* Presence saw the session; Welcome may go. */
+void session_on_presence(struct gw_session *s);
+
+struct gw_frame *frame_new(const void *data, size_t len);
+struct gw_frame *frame_from_pb(const Parley__V1__ServerFrame *f);
+void frame_unref(struct gw_frame *f);
+
+/* link.c: NNG links to routers and for deliveries, and the inbox. */
+int link_open(struct gateway *gw);
+void link_close(struct gateway *gw);
+/* Queue a command for the routers; flushed at the next loop turn. */
+void link_command(struct gateway *gw, struct gw_session *s,
+		  Parley__V1__ClientFrame *f);
+void inbox_push(struct gateway *gw, struct gw_inbox_item *it);
+/* Stop waking the service thread (before the context is destroyed). */
+void inbox_close(struct gateway *gw);
+/* Free what is left in the inbox (at exit). */
+void inbox_free(struct gateway *gw);
+/* Handle everything in the inbox (service thread). */
+void inbox_drain(struct gateway *gw);
+
+/* rpc.c: store queries and presence reports. */
+/* Send req for session s; the reply comes to the inbox. */
+void rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
+	       Parley__Internal__V1__StoreRequest *req);
+void rpc_on_store_reply(struct gateway *gw, struct gw_inbox_item *it);
+int presence_open(struct gateway *gw);
+void presence_close(struct gateway *gw);
+void presence_free(struct gateway *gw);
+void presence_session_up(struct gateway *gw, struct gw_session *s);
+void presence_session_down(struct gateway *gw, struct gw_session *s);
+void presence_on_reply(struct gateway *gw, struct gw_inbox_item *it);
+
+int64_t gw_now_ms(void);
+
+#endif

@@ -1,0 +1,65 @@
+/* parley-gateway: reads its configuration from the environment and serves
+ * WebSocket clients until SIGINT or SIGTERM (docs/CONFIG.md). */
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+#include "sig.h"
+#include "xalloc.h"
+
+int64_t
+gw_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+gw_config(struct gw_config *c)
+{
+	c->bind = config_str("PARLEY_GATEWAY_BIND", "127.0.0.1");
+	c->port = (int)config_int("PARLEY_GATEWAY_PORT", 8080, 1, 65535);
+	c->nng_listen = config_url("PARLEY_GATEWAY_NNG", "tcp://127.0.0.1:7101");
+	c->routers = config_str("PARLEY_ROUTERS", "tcp://127.0.0.1:7201");
+	c->store_url = config_url("PARLEY_STORE_URL", "tcp://127.0.0.1:7301");
+	c->presence_url = config_url("PARLEY_PRESENCE_URL",
+				     "tcp://127.0.0.1:7401");
+	c->secret = config_secret("PARLEY_JWT_SECRET", 16);
+	c->auth_timeout_ms = (int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000,
+					     100, 600000);
+	c->max_frame = (int)config_int("PARLEY_MAX_FRAME", 64 * 1024 + 512,
+				       1024, 16 << 20);
+	c->outq_max = (int)config_int("PARLEY_OUTQ_MAX", 1 << 20, 4096,
+				      1 << 30);
+	c->ping_s = (int)config_int("PARLEY_PING_S", 25, 1, 3600);
+	c->pong_timeout_s = (int)config_int("PARLEY_PONG_TIMEOUT_S", 60, 2,
+					    7200);
+	c->rpc_timeout_ms = (int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100,
+					    120000);
+}
+
+int
+main(void)
+{
+	struct gateway *gw = xcalloc(1, sizeof(*gw));
+	int rc;
+
+	log_init("gateway");
+	gw_config(&gw->cfg);
+	if (getrandom(&gw->instance, sizeof(gw->instance), 0) < 0)
+		log_fatal("gateway.random", "getrandom failed");
+	map_init(&gw->sessions);
+	map_init(&gw->users);
+	if (sig_install() < 0)
+		log_fatal("gateway.signals", "cannot install signal handlers");
+	rc = ws_run(gw);
+	map_release(&gw->sessions);
+	map_release(&gw->users);
+	free(gw);
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,366 @@
+/* Sessions: authentication, the bounded outgoing queue of shared frames,
+ * the session and user indexes, and routing of client frames to routers
+ * (commands) or the store (queries). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "xalloc.h"
+
+struct gw_user {
+	struct gw_session **s;
+	size_t n;
+};
+
+/* Frames. */
+
+struct gw_frame *
+frame_new(const void *data, size_t len)
+{
+	struct gw_frame *f = xmalloc(sizeof(*f) + LWS_PRE + len);
+
+	f->refs = 1;
+	f->len = len;
+	memcpy(f->buf + LWS_PRE, data, len);
+	return f;
+}
+
+struct gw_frame *
+frame_from_pb(const Parley__V1__ServerFrame *pb)
+{
+	size_t len = parley__v1__server_frame__get_packed_size(pb);
+	struct gw_frame *f = xmalloc(sizeof(*f) + LWS_PRE + len);
+
+	f->refs = 1;
+	f->len = len;
+	parley__v1__server_frame__pack(pb, f->buf + LWS_PRE);
+	return f;
+}
+
+void
+frame_unref(struct gw_frame *f)
+{
+	if (f && --f->refs == 0)
+		free(f);
+}
+
+/* Indexes. */
+
+struct gw_session *
+session_get(struct gateway *gw, const char *id)
+{
+	return map_get(&gw->sessions, id);
+}
+
+static void
+session_index(struct gw_session *s)
+{
+	struct gw_user *u = map_get(&s->gw->users, s->user);
+
+	if (u == NULL) {
+		u = xcalloc(1, sizeof(*u));
+		map_put(&s->gw->users, s->user, u);
+	}
+	u->s = xrealloc(u->s, (u->n + 1) * sizeof(*u->s));
+	u->s[u->n++] = s;
+	map_put(&s->gw->sessions, s->id, s);
+}
+
+static void
+session_unindex(struct gw_session *s)
+{
+	struct gw_user *u = map_get(&s->gw->users, s->user);
+
+	map_del(&s->gw->sessions, s->id);
+	for (size_t i = 0; u && i < u->n; i++)
+		if (u->s[i] == s) {
+			u->s[i] = u->s[--u->n];
+			break;
+		}
+	if (u && u->n == 0) {
+		map_del(&s->gw->users, s->user);
+		free(u->s);
+		free(u);
+	}
+}
+
+/* Queue. */
+
+static void
+session_queue_clear(struct gw_session *s)
+{
+	while (s->head) {
+		struct gw_qitem *q = s->head;
+
+		s->head = q->next;
+		frame_unref(q->frame);
+		free(q);
+	}
+	s->tail = NULL;
+	s->queued = 0;
+}
+
+void
+session_close(struct gw_session *s, int code, const char *reason)
+{
+	if (s->state == GW_CLOSING)
+		return;
+	s->state = GW_CLOSING;
+	s->close_code = code;
+	s->close_reason = reason;
+	/* A slow reader's backlog is dropped: it will sync what it missed. */
+	if (code == GW_CLOSE_TOO_SLOW)
+		session_queue_clear(s);
+	LOG_DEBUG("gateway.close", "closing session %s with %d: %s", s->id,
+		  code, reason);
+	ws_wake(s);
+}
+
+void
+session_send(struct gw_session *s, struct gw_frame *f)
+{
+	struct gw_qitem *q;
+
+	if (s->state == GW_CLOSING || s->state == GW_AUTH_WAIT)
+		return;
+	if (s->queued + f->len > (size_t)s->gw->cfg.outq_max) {
+		session_close(s, GW_CLOSE_TOO_SLOW, "too slow: not reading");
+		return;
+	}
+	q = xmalloc(sizeof(*q));
+	q->frame = f;
+	q->next = NULL;
+	f->refs++;
+	if (s->tail)
+		s->tail->next = q;
+	else
+		s->head = q;
+	s->tail = q;
+	s->queued += f->len;
+	if (s->state == GW_LIVE)
+		ws_wake(s);
+}
+
+void
+session_send_pb(struct gw_session *s, const Parley__V1__ServerFrame *pb)
+{
+	struct gw_frame *f = frame_from_pb(pb);
+
+	session_send(s, f);
+	frame_unref(f);
+}
+
+void
+session_error(struct gw_session *s, uint64_t request_id, int code,
+	      const char *msg, bool retryable)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__Error e = PARLEY__V1__ERROR__INIT;
+
+	e.code = code;
+	e.message = (char *)msg;
+	e.retryable = retryable;
+	f.request_id = request_id;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_ERROR;
+	f.error = &e;
+	session_send_pb(s, &f);
+}
+
+void
+session_deliver_user(struct gateway *gw, const char *user, struct gw_frame *f,
+		     const char *except)
+{
+	struct gw_user *u = map_get(&gw->users, user);
+
+	for (size_t i = 0; u && i < u->n; i++)
+		if (except == NULL || strcmp(u->s[i]->id, except) != 0)
+			session_send(u->s[i], f);
+}
+
+/* Welcome: first frame of every session, once rooms and presence answered. */
+
+static void
+session_welcome(struct gw_session *s)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__Welcome w = PARLEY__V1__WELCOME__INIT;
+	struct gw_qitem *q = xmalloc(sizeof(*q));
+
+	w.user_id = s->user;
+	w.session_id = s->id;
+	w.server_time_ms = gw_now_ms();
+	if (s->rooms) {
+		w.rooms = s->rooms->rooms;
+		w.n_rooms = s->rooms->n_rooms;
+		w.rooms_complete = true;
+	}
+	f.request_id = s->welcome_request_id;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_WELCOME;
+	f.welcome = &w;
+	q->frame = frame_from_pb(&f);
+	q->next = s->head;
+	s->head = q;
+	if (s->tail == NULL)
+		s->tail = q;
+	s->queued += q->frame->len;
+	s->state = GW_LIVE;
+	ws_wake(s);
+}
+
+static void
+session_maybe_welcome(struct gw_session *s)
+{
+	if (s->state == GW_WELCOME_WAIT && s->rooms_done && s->presence_done)
+		session_welcome(s);
+}
+
+void
+session_on_rooms(struct gw_session *s, Parley__V1__RoomList *rooms)
+{
+	if (s->rooms_done) {
+		if (rooms)
+			parley__v1__room_list__free_unpacked(rooms, NULL);
+		return;
+	}
+	s->rooms = rooms;
+	s->rooms_done = true;
+	session_maybe_welcome(s);
+}
+
+void
+session_on_presence(struct gw_session *s)
+{
+	s->presence_done = true;
+	session_maybe_welcome(s);
+}
+
+/* Authentication. */
+
+int
+session_auth(struct gw_session *s, const char *token)
+{
+	Parley__Internal__V1__StoreRequest req =
+		PARLEY__INTERNAL__V1__STORE_REQUEST__INIT;
+	Parley__V1__ListRooms lr = PARLEY__V1__LIST_ROOMS__INIT;
+	struct jwt_claims c;
+	int rc = jwt_verify(s->gw->cfg.secret, token, time(NULL), &c);
+
+	if (rc == -EKEYEXPIRED)
+		return GW_CLOSE_TOKEN_EXPIRED;
+	if (rc < 0)
+		return GW_CLOSE_UNAUTHORIZED;
+	lws_sul_cancel(&s->auth_sul);
+	strcpy(s->user, c.sub);
+	s->token_exp = c.exp;
+	s->state = GW_WELCOME_WAIT;
+	session_index(s);
+	presence_session_up(s->gw, s);
+	req.user_id = s->user;
+	req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS;
+	req.list_rooms = &lr;
+	rpc_store(s->gw, s, 0, &req);
+	return 0;
+}
+
+static void
+session_query(struct gw_session *s, Parley__V1__ClientFrame *f)
+{
+	Parley__Internal__V1__StoreRequest req =
+		PARLEY__INTERNAL__V1__STORE_REQUEST__INIT;
+
+	req.user_id = s->user;
+	if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_SYNC) {
+		req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC;
+		req.sync = f->sync;
+	} else if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_HISTORY) {
+		req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY;
+		req.history = f->history;
+	} else {
+		req.req_case =
+			PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS;
+		req.list_rooms = f->list_rooms;
+	}
+	rpc_store(s->gw, s, f->request_id, &req);
+}
+
+static void
+session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
+{
+	switch (f->msg_case) {
+	case PARLEY__V1__CLIENT_FRAME__MSG_AUTH:
+		session_error(s, f->request_id,
+			      PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			      "already authenticated", false);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_SYNC:
+	case PARLEY__V1__CLIENT_FRAME__MSG_HISTORY:
+	case PARLEY__V1__CLIENT_FRAME__MSG_LIST_ROOMS:
+		session_query(s, f);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_SEND:
+	case PARLEY__V1__CLIENT_FRAME__MSG_DELIVERED:
+	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
+		link_command(s->gw, s, f);
+		break;
+	default:
+		session_error(s, f->request_id,
+			      PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			      "unsupported request", false);
+	}
+}
+
+/* Before authentication only Auth is accepted. */
+static void
+session_on_first(struct gw_session *s, Parley__V1__ClientFrame *f)
+{
+	int code;
+
+	if (f->msg_case != PARLEY__V1__CLIENT_FRAME__MSG_AUTH ||
+	    f->auth->token == NULL) {
+		session_close(s, GW_CLOSE_UNAUTHORIZED, "authenticate first");
+		return;
+	}
+	s->welcome_request_id = f->request_id;
+	code = session_auth(s, f->auth->token);
+	if (code)
+		session_close(s, code, "authentication failed");
+}
+
+void
+session_on_message(struct gw_session *s, const uint8_t *buf, size_t len)
+{
+	Parley__V1__ClientFrame *f;
+
+	s->gw->stat_frames_in++;
+	f = parley__v1__client_frame__unpack(NULL, len, buf);
+	if (f == NULL) {
+		session_close(s, GW_CLOSE_BAD_FRAME, "not a ClientFrame");
+		return;
+	}
+	if (s->state == GW_AUTH_WAIT)
+		session_on_first(s, f);
+	else if (s->token_exp <= time(NULL))
+		session_close(s, GW_CLOSE_TOKEN_EXPIRED, "token expired");
+	else if (s->state != GW_CLOSING)
+		session_dispatch(s, f);
+	parley__v1__client_frame__free_unpacked(f, NULL);
+}
+
+void
+session_destroy(struct gw_session *s)
+{
+	if (s->gw == NULL)
+		return;
+	if (s->user[0]) {
+		session_unindex(s);
+		presence_session_down(s->gw, s);
+	}
+	session_queue_clear(s);
+	free(s->rx);
+	if (s->rooms)
+		parley__v1__room_list__free_unpacked(s->rooms, NULL);
+	s->gw = NULL;
+}

@@ -1,0 +1,272 @@
+/* The libwebsockets side of the gateway: the context, the HTTP endpoints
+ * (/livez, /readyz), and the parley.v1 WebSocket protocol callbacks. All
+ * of it runs on the one service thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "sig.h"
+#include "xalloc.h"
+
+#define WS_TICK_US (200 * LWS_US_PER_MS)
+#define WS_TOKEN_MAX 8192
+
+static lws_sorted_usec_list_t ws_tick_sul;
+static struct lws_context *ws_ctx;
+
+static struct gateway *
+ws_gateway(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+void
+ws_wake(struct gw_session *s)
+{
+	lws_callback_on_writable(s->wsi);
+}
+
+static int
+ws_http(struct gateway *gw, struct lws *wsi, const char *uri)
+{
+	int status = HTTP_STATUS_NOT_FOUND;
+	const char *body = "not found";
+
+	if (strcmp(uri, "/livez") == 0) {
+		status = HTTP_STATUS_OK;
+		body = "ok";
+	} else if (strcmp(uri, "/readyz") == 0) {
+		bool ready = !gw->draining &&
+			     __atomic_load_n(&gw->router_pipes,
+					     __ATOMIC_RELAXED) > 0;
+
+		status = ready ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
+		body = ready ? "ready" : "not ready";
+	}
+	if (lws_return_http_status(wsi, (unsigned int)status, body))
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int
+callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	      void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return ws_http(ws_gateway(wsi), wsi, in);
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		inbox_drain(ws_gateway(wsi));
+		break;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static void
+on_auth_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct gw_session *s = lws_container_of(sul, struct gw_session,
+						auth_sul);
+
+	if (s->state == GW_AUTH_WAIT)
+		session_close(s, GW_CLOSE_AUTH_TIMEOUT,
+			      "no token within the authentication deadline");
+}
+
+static void
+ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
+{
+	char *token = xmalloc(WS_TOKEN_MAX);
+	const char *value;
+	int code;
+
+	s->wsi = wsi;
+	s->gw = gw;
+	s->state = GW_AUTH_WAIT;
+	snprintf(s->id, sizeof(s->id), "%016llx-%llu",
+		 (unsigned long long)gw->instance,
+		 (unsigned long long)++gw->next_session);
+	/* The value starts after "token=" inside the buffer. */
+	value = lws_get_urlarg_by_name(wsi, "token=", token, WS_TOKEN_MAX);
+	if (value) {
+		code = session_auth(s, value);
+		if (code)
+			session_close(s, code, "authentication failed");
+	} else {
+		lws_sul_schedule(gw->ctx, 0, &s->auth_sul, on_auth_deadline,
+				 (lws_usec_t)gw->cfg.auth_timeout_ms *
+					 LWS_US_PER_MS);
+	}
+	free(token);
+}
+
+/* Collect fragments; hand complete messages to the session. */
+static void
+ws_on_rx(struct gw_session *s, struct lws *wsi, const uint8_t *in, size_t len)
+{
+	bool final = lws_is_final_fragment(wsi);
+
+	if (s->state == GW_CLOSING)
+		return;
+	if (!lws_frame_is_binary(wsi)) {
+		session_close(s, GW_CLOSE_BAD_FRAME, "binary frames only");
+		return;
+	}
+	if (s->rx_len + len > (size_t)s->gw->cfg.max_frame) {
+		session_close(s, GW_CLOSE_TOO_BIG, "message too big");
+		return;
+	}
+	if (s->rx == NULL && final) {
+		session_on_message(s, in, len);
+		return;
+	}
+	if (s->rx == NULL)
+		s->rx = xmalloc((size_t)s->gw->cfg.max_frame);
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (!final)
+		return;
+	session_on_message(s, s->rx, s->rx_len);
+	free(s->rx);
+	s->rx = NULL;
+	s->rx_len = 0;
+}
+
+/* Write the oldest queued frame; close once a pending close is due. */
+static int
+ws_on_writable(struct gw_session *s)
+{
+	struct gw_qitem *q = s->head;
+	int n;
+
+	if (q == NULL || (s->state == GW_WELCOME_WAIT)) {
+		if (s->close_code == 0)
+			return 0;
+		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+				 (unsigned char *)s->close_reason,
+				 strlen(s->close_reason));
+		return -1;
+	}
+	s->head = q->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	s->queued -= q->frame->len;
+	n = lws_write(s->wsi, q->frame->buf + LWS_PRE, q->frame->len,
+		      LWS_WRITE_BINARY);
+	frame_unref(q->frame);
+	free(q);
+	if (n < 0)
+		return -1;
+	s->gw->stat_frames_out++;
+	if (s->head || s->close_code)
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+static int
+callback_parley(struct lws *wsi, enum lws_callback_reasons reason,
+		void *user, void *in, size_t len)
+{
+	struct gw_session *s = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return ws_gateway(wsi)->draining ? -1 : 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		ws_on_open(ws_gateway(wsi), wsi, s);
+		break;
+	case LWS_CALLBACK_RECEIVE:
+		ws_on_rx(s, wsi, in, len);
+		break;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return ws_on_writable(s);
+	case LWS_CALLBACK_CLOSED:
+		lws_sul_cancel(&s->auth_sul);
+		session_destroy(s);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols ws_protocols[] = {
+	{"http", callback_http, 0, 0, 0, NULL, 0},
+	{"parley.v1", callback_parley, sizeof(struct gw_session), 65536, 0,
+	 NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void
+on_tick(lws_sorted_usec_list_t *sul)
+{
+	if (sig_stopping()) {
+		lws_cancel_service(ws_ctx);
+		return;
+	}
+	lws_sul_schedule(ws_ctx, 0, sul, on_tick, WS_TICK_US);
+}
+
+static struct lws_context *
+ws_context(struct gateway *gw)
+{
+	static lws_retry_bo_t retry;
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	retry.secs_since_valid_ping = (uint16_t)gw->cfg.ping_s;
+	retry.secs_since_valid_hangup = (uint16_t)gw->cfg.pong_timeout_s;
+	info.port = gw->cfg.port;
+	info.iface = gw->cfg.bind;
+	info.protocols = ws_protocols;
+	info.user = gw;
+	info.retry_and_idle_policy = &retry;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.vhost_name = "parley";
+	return lws_create_context(&info);
+}
+
+static void
+ws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	if (level & LLL_ERR)
+		LOG_WARN("gateway.lws", "%.*s", (int)n, line);
+}
+
+int
+ws_run(struct gateway *gw)
+{
+	lws_set_log_level(LLL_ERR, ws_log);
+	gw->ctx = ws_ctx = ws_context(gw);
+	if (gw->ctx == NULL) {
+		LOG_ERROR("gateway.listen", "cannot listen on %s:%d",
+			  gw->cfg.bind, gw->cfg.port);
+		return -1;
+	}
+	lws_sul_schedule(gw->ctx, 0, &ws_tick_sul, on_tick, WS_TICK_US);
+	if (link_open(gw) < 0 || presence_open(gw) < 0) {
+		LOG_ERROR("gateway.link", "cannot open NNG links");
+		return -1;
+	}
+	LOG_INFO("gateway.start", "gateway up on ws://%s:%d/, deliveries on %s",
+		 gw->cfg.bind, gw->cfg.port, gw->cfg.nng_listen);
+	while (!sig_stopping())
+		if (lws_service(gw->ctx, 0) < 0)
+			break;
+	LOG_INFO("gateway.stop", "stopping");
+	link_close(gw);
+	presence_close(gw);
+	inbox_close(gw);
+	lws_context_destroy(gw->ctx);
+	inbox_free(gw);
+	presence_free(gw);
+	return 0;
+}

@@ -1,0 +1,245 @@
+/* Ingress: gateways push batches of Commands; each becomes a log Record
+ * keyed by room. The owner of the room's partition answers the sender once
+ * the record is folded; ingress answers only when the produce failed. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jwt.h"
+#include "log.h"
+#include "router.h"
+#include "xalloc.h"
+
+#define INGRESS_MAX_ID 128
+#define INGRESS_MAX_ROOM 256
+#define INGRESS_DRAIN_MAX 256
+
+/* Who to tell if the record cannot be produced. */
+struct ingress_pending {
+	char *gateway;
+	char *session_id;
+	char *room_id;
+	char *client_msg_id;
+	uint64_t request_id;
+};
+
+int
+ingress_open(struct router *r)
+{
+	int rc = bus_open(&r->ingress, "pull");
+
+	if (rc == 0)
+		rc = bus_listen(r->ingress, r->cfg.listen);
+	return rc;
+}
+
+static void
+ingress_pending_free(struct ingress_pending *p)
+{
+	free(p->gateway);
+	free(p->session_id);
+	free(p->room_id);
+	free(p->client_msg_id);
+	free(p);
+}
+
+void
+ingress_on_delivery(void *ctx, const struct kafka_delivery *d)
+{
+	struct router *r = ctx;
+	struct ingress_pending *p = d->opaque;
+
+	/* G1: a send whose fate is unknown is retryable, never "failed";
+	 * a retry with the same client_msg_id is deduplicated by the fold. */
+	if (d->err)
+		router_error(r, p->gateway, p->session_id, p->request_id,
+			     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+			     d->maybe_persisted
+				     ? "log write timed out; retry with the same "
+				       "client_msg_id"
+				     : "log unavailable; retry",
+			     true, p->room_id, p->client_msg_id);
+	ingress_pending_free(p);
+}
+
+static bool
+ingress_valid_id(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n > 0 && n <= max;
+}
+
+/* Stateless checks that need no room state. Returns an ErrorCode or 0. */
+static int
+ingress_check_send(const struct router *r, const Parley__Internal__V1__Command *c,
+		   const char **why)
+{
+	const Parley__V1__Send *s = c->frame->send;
+	char a[JWT_SUB_MAX + 1], b[JWT_SUB_MAX + 1];
+
+	*why = "client_msg_id must be 1-128 bytes";
+	if (!ingress_valid_id(s->client_msg_id, INGRESS_MAX_ID))
+		return PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
+	*why = "room_id must be 1-256 bytes";
+	if (!ingress_valid_id(s->room_id, INGRESS_MAX_ROOM))
+		return PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
+	*why = "message body too large";
+	if (s->body && strlen(s->body) > (size_t)r->cfg.max_body)
+		return PARLEY__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE;
+	if (strncmp(s->room_id, "dm:", 3) != 0)
+		return 0;
+	*why = "not a valid direct room id (dm:A:B, A < B)";
+	if (!fold_dm_parse(s->room_id, a, b))
+		return PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND;
+	*why = "not a member of this room";
+	if (strcmp(a, c->user_id) != 0 && strcmp(b, c->user_id) != 0)
+		return PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN;
+	return 0;
+}
+
+static void
+ingress_produce(struct router *r, const Parley__Internal__V1__Command *c,
+		Parley__Log__V1__Record *rec, const char *cmid)
+{
+	struct ingress_pending *p = xcalloc(1, sizeof(*p));
+	Parley__Log__V1__Origin o = PARLEY__LOG__V1__ORIGIN__INIT;
+	size_t n;
+	uint8_t *buf;
+	int rc;
+
+	o.gateway = c->gateway;
+	o.session_id = c->session_id;
+	o.request_id = c->frame->request_id;
+	o.trace_id = c->trace_id;
+	rec->actor = c->user_id;
+	rec->ts_ms = router_now_ms();
+	rec->origin = &o;
+	n = parley__log__v1__record__get_packed_size(rec);
+	buf = xmalloc(n);
+	parley__log__v1__record__pack(rec, buf);
+	p->gateway = xstrdup(c->gateway);
+	p->session_id = xstrdup(c->session_id);
+	p->room_id = xstrdup(rec->room_id);
+	p->client_msg_id = xstrdup(cmid ? cmid : "");
+	p->request_id = c->frame->request_id;
+	/* On success p belongs to the delivery report. */
+	rc = kafka_produce(r->producer, r->cfg.topic, rec->room_id, buf, n, p);
+	free(buf);
+	if (rc < 0) {
+		router_error(r, p->gateway, p->session_id, p->request_id,
+			     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+			     "log unavailable; retry", true, p->room_id,
+			     p->client_msg_id);
+		ingress_pending_free(p);
+	}
+}
+
+static void
+ingress_send(struct router *r, const Parley__Internal__V1__Command *c)
+{
+	Parley__Log__V1__Record rec = PARLEY__LOG__V1__RECORD__INIT;
+	Parley__Log__V1__Post post = PARLEY__LOG__V1__POST__INIT;
+	const Parley__V1__Send *s = c->frame->send;
+	const char *why;
+	int code = ingress_check_send(r, c, &why);
+
+	if (code) {
+		router_error(r, c->gateway, c->session_id, c->frame->request_id,
+			     code, why, false, s->room_id, s->client_msg_id);
+		return;
+	}
+	post.client_msg_id = s->client_msg_id;
+	post.body = s->body;
+	rec.room_id = s->room_id;
+	rec.body_case = PARLEY__LOG__V1__RECORD__BODY_POST;
+	rec.post = &post;
+	ingress_produce(r, c, &rec, s->client_msg_id);
+}
+
+static void
+ingress_marker(struct router *r, const Parley__Internal__V1__Command *c,
+	       const char *room_id, uint64_t seq, bool read)
+{
+	Parley__Log__V1__Record rec = PARLEY__LOG__V1__RECORD__INIT;
+	Parley__Log__V1__Marker mk = PARLEY__LOG__V1__MARKER__INIT;
+
+	if (!ingress_valid_id(room_id, INGRESS_MAX_ROOM)) {
+		router_error(r, c->gateway, c->session_id, c->frame->request_id,
+			     PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			     "room_id must be 1-256 bytes", false, room_id,
+			     NULL);
+		return;
+	}
+	mk.read = read;
+	mk.seq = seq;
+	rec.room_id = (char *)room_id;
+	rec.body_case = PARLEY__LOG__V1__RECORD__BODY_MARKER;
+	rec.marker = &mk;
+	ingress_produce(r, c, &rec, NULL);
+}
+
+static void
+ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
+{
+	const Parley__V1__ClientFrame *f = c->frame;
+
+	if (f == NULL || !jwt_valid_user(c->user_id) || c->gateway == NULL ||
+	    c->session_id == NULL) {
+		LOG_WARN("router.bad_command", "command without frame or "
+			 "identity dropped");
+		return;
+	}
+	switch (f->msg_case) {
+	case PARLEY__V1__CLIENT_FRAME__MSG_SEND:
+		ingress_send(r, c);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_DELIVERED:
+		ingress_marker(r, c, f->delivered->room_id, f->delivered->seq,
+			       false);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
+		ingress_marker(r, c, f->read->room_id, f->read->seq, true);
+		break;
+	default:
+		router_error(r, c->gateway, c->session_id, f->request_id,
+			     PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			     "command not supported by the router", false,
+			     NULL, NULL);
+	}
+}
+
+static void
+ingress_batch(struct router *r, nng_msg *m)
+{
+	struct bus_iter it;
+	const uint8_t *item;
+	size_t len;
+
+	bus_iter_init(&it, nng_msg_body(m), nng_msg_len(m));
+	while (bus_iter_next(&it, &item, &len) == 1) {
+		Parley__Internal__V1__Command *c =
+			parley__internal__v1__command__unpack(NULL, len, item);
+
+		if (c == NULL) {
+			LOG_WARN("router.bad_command", "undecodable command");
+			continue;
+		}
+		ingress_command(r, c);
+		parley__internal__v1__command__free_unpacked(c, NULL);
+	}
+}
+
+bool
+ingress_drain(struct router *r)
+{
+	for (int i = 0; i < INGRESS_DRAIN_MAX; i++) {
+		nng_msg *m;
+
+		if (nng_recvmsg(r->ingress, &m, NNG_FLAG_NONBLOCK) != 0)
+			return false;
+		ingress_batch(r, m);
+		nng_msg_free(m);
+	}
+	return true;
+}

@@ -1,0 +1,294 @@
+/* Owner: folds the partitions the consumer group gave this router, in
+ * partition order, then acknowledges senders and fans messages out to the
+ * gateways of online members. On assignment a partition is refolded from
+ * its start, silently up to the group's committed offset (docs/ARCHITECTURE.md). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "router.h"
+#include "xalloc.h"
+
+#define OWNER_DRAIN_MAX 2000
+
+static struct router_part *
+owner_part(struct router *r, int32_t p)
+{
+	if (p < 0 || p >= ROUTER_MAX_PARTITIONS)
+		return NULL;
+	return &r->parts[p];
+}
+
+static void
+on_assign(void *ctx, struct kafka_consumer *c,
+	  rd_kafka_topic_partition_list_t *parts)
+{
+	struct router *r = ctx;
+
+	/* The committed offsets say where live handling resumes. */
+	if (kafka_consumer_committed(c, parts, 10000) < 0)
+		for (int i = 0; i < parts->cnt; i++)
+			parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+	for (int i = 0; i < parts->cnt; i++) {
+		struct router_part *p = owner_part(r, parts->elems[i].partition);
+
+		if (p == NULL)
+			continue;
+		fold_free(p->fold);
+		p->fold = fold_new();
+		p->owned = true;
+		p->live_from = parts->elems[i].offset < 0
+				       ? 0
+				       : parts->elems[i].offset;
+		LOG_INFO("router.assign", "partition %d: refold from start, "
+			 "live from offset %lld", parts->elems[i].partition,
+			 (long long)p->live_from);
+		parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+	}
+}
+
+static void
+on_revoke(void *ctx, struct kafka_consumer *c,
+	  const rd_kafka_topic_partition_list_t *parts)
+{
+	struct router *r = ctx;
+
+	(void)c;
+	/* Deliveries of what we folded go out before another owner starts. */
+	fanout_flush(r);
+	for (int i = 0; i < parts->cnt; i++) {
+		struct router_part *p = owner_part(r, parts->elems[i].partition);
+
+		if (p == NULL)
+			continue;
+		fold_free(p->fold);
+		p->fold = NULL;
+		p->owned = false;
+	}
+}
+
+static const struct kafka_consumer_ops owner_ops = {
+	.on_assign = on_assign,
+	.on_revoke = on_revoke,
+};
+
+int
+owner_open(struct router *r)
+{
+	r->consumer = kafka_consumer_new(r->cfg.brokers, r->cfg.group,
+					 r->cfg.topic, true, &owner_ops, r);
+	return r->consumer ? 0 : -EINVAL;
+}
+
+void
+owner_close(struct router *r)
+{
+	kafka_consumer_free(r->consumer);
+	r->consumer = NULL;
+	for (int i = 0; i < ROUTER_MAX_PARTITIONS; i++)
+		fold_free(r->parts[i].fold);
+}
+
+/* Fan-out: one Delivery per gateway naming its online members. */
+
+struct owner_target {
+	char **users;
+	size_t n, cap;
+};
+
+struct owner_fan {
+	struct map targets; /* gateway -> struct owner_target * */
+	const char *user;
+};
+
+static void
+owner_fan_add(void *ctx, const char *gateway)
+{
+	struct owner_fan *fan = ctx;
+	struct owner_target *t = map_get(&fan->targets, gateway);
+
+	if (t == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		map_put(&fan->targets, gateway, t);
+	}
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 8;
+		t->users = xrealloc(t->users, t->cap * sizeof(*t->users));
+	}
+	t->users[t->n++] = (char *)fan->user;
+}
+
+/* Send frame to every online session of the room's members. */
+static void
+owner_fanout(struct router *r, struct fold_room *room,
+	     const Parley__V1__ServerFrame *f)
+{
+	struct owner_fan fan;
+	size_t pos = 0, n = parley__v1__server_frame__get_packed_size(f);
+	const char *key;
+	void *val;
+	uint8_t *buf = xmalloc(n ? n : 1);
+
+	parley__v1__server_frame__pack(f, buf);
+	map_init(&fan.targets);
+	while (map_next(&room->members, &pos, &key, &val)) {
+		fan.user = key;
+		replica_each_gateway(&r->replica, key, owner_fan_add, &fan);
+	}
+	pos = 0;
+	while (map_next(&fan.targets, &pos, &key, &val)) {
+		Parley__Internal__V1__Delivery d =
+			PARLEY__INTERNAL__V1__DELIVERY__INIT;
+		struct owner_target *t = val;
+
+		d.user_ids = t->users;
+		d.n_user_ids = t->n;
+		d.frame.data = buf;
+		d.frame.len = n;
+		fanout_add(r, key, &d);
+		r->stat_deliveries += t->n;
+		free(t->users);
+		free(t);
+	}
+	map_release(&fan.targets);
+	free(buf);
+}
+
+static void
+owner_ack(struct router *r, const Parley__Log__V1__Record *rec,
+	  const struct fold_result *res)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__SendAck ack = PARLEY__V1__SEND_ACK__INIT;
+	const Parley__Log__V1__Origin *o = rec->origin;
+
+	if (o == NULL)
+		return;
+	ack.client_msg_id = rec->post->client_msg_id;
+	ack.room_id = rec->room_id;
+	ack.seq = res->seq;
+	ack.ts_ms = res->ts_ms;
+	ack.duplicate = res->verdict == FOLD_DUPLICATE;
+	f.request_id = o->request_id;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_SEND_ACK;
+	f.send_ack = &ack;
+	router_reply(r, o->gateway, o->session_id, &f);
+	r->stat_acks++;
+}
+
+static void
+owner_post(struct router *r, const Parley__Log__V1__Record *rec,
+	   const struct fold_result *res)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__Message m = PARLEY__V1__MESSAGE__INIT;
+
+	owner_ack(r, rec, res);
+	if (res->verdict != FOLD_ACCEPTED)
+		return;
+	m.room_id = rec->room_id;
+	m.seq = res->seq;
+	m.sender_id = rec->actor;
+	m.client_msg_id = rec->post->client_msg_id;
+	m.body = rec->post->body;
+	m.ts_ms = res->ts_ms;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_MESSAGE;
+	f.message = &m;
+	owner_fanout(r, res->room, &f);
+}
+
+static void
+owner_ok(struct router *r, const Parley__Log__V1__Origin *o)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__Ok ok = PARLEY__V1__OK__INIT;
+
+	if (o == NULL || o->request_id == 0)
+		return;
+	f.request_id = o->request_id;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_OK;
+	f.ok = &ok;
+	router_reply(r, o->gateway, o->session_id, &f);
+}
+
+static void
+owner_marker(struct router *r, const Parley__Log__V1__Record *rec,
+	     const struct fold_result *res)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__Receipt rc = PARLEY__V1__RECEIPT__INIT;
+
+	owner_ok(r, rec->origin);
+	if (res->verdict != FOLD_ACCEPTED)
+		return;
+	rc.room_id = rec->room_id;
+	rc.user_id = rec->actor;
+	rc.kind = rec->marker->read ? PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_READ
+				    : PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED;
+	rc.seq = res->seq;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_RECEIPT;
+	f.receipt = &rc;
+	owner_fanout(r, res->room, &f);
+}
+
+/* Answer and fan out what the fold decided for a live record. */
+static void
+owner_effects(struct router *r, const Parley__Log__V1__Record *rec,
+	      const struct fold_result *res)
+{
+	const Parley__Log__V1__Origin *o = rec->origin;
+
+	if (res->verdict == FOLD_REJECTED) {
+		if (o)
+			router_error(r, o->gateway, o->session_id,
+				     o->request_id, res->error, res->reason,
+				     false, rec->room_id,
+				     rec->post ? rec->post->client_msg_id
+					       : NULL);
+		return;
+	}
+	if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST)
+		owner_post(r, rec, res);
+	else if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_MARKER)
+		owner_marker(r, rec, res);
+	else
+		owner_ok(r, o);
+}
+
+static void
+owner_record(struct router *r, struct router_part *p,
+	     const rd_kafka_message_t *m)
+{
+	Parley__Log__V1__Record *rec;
+	struct fold_result res;
+
+	rec = parley__log__v1__record__unpack(NULL, m->len, m->payload);
+	if (rec == NULL) {
+		LOG_WARN("router.bad_record", "undecodable record at %d/%lld",
+			 m->partition, (long long)m->offset);
+		return;
+	}
+	if (fold_apply(p->fold, rec, &res) == 0 && m->offset >= p->live_from)
+		owner_effects(r, rec, &res);
+	r->stat_records++;
+	parley__log__v1__record__free_unpacked(rec, NULL);
+}
+
+bool
+owner_drain(struct router *r)
+{
+	for (int i = 0; i < OWNER_DRAIN_MAX; i++) {
+		rd_kafka_message_t *m = kafka_consumer_poll(r->consumer, 0);
+		struct router_part *p;
+
+		if (m == NULL)
+			return false;
+		p = owner_part(r, m->partition);
+		if (p && p->owned && p->fold)
+			owner_record(r, p, m);
+		kafka_consumer_store(r->consumer, m);
+		rd_kafka_message_destroy(m);
+	}
+	return true;
+}

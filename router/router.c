@@ -1,0 +1,157 @@
+/* The router's event loop: one thread polls the ingress socket, the Kafka
+ * producer and consumer, and presence publications, then flushes one batch
+ * per gateway per turn. */
+#include "router.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "sig.h"
+#include "xalloc.h"
+
+int64_t
+router_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+router_reply(struct router *r, const char *gateway, const char *session_id,
+	     const Parley__V1__ServerFrame *f)
+{
+	Parley__Internal__V1__Delivery d = PARLEY__INTERNAL__V1__DELIVERY__INIT;
+	size_t n = parley__v1__server_frame__get_packed_size(f);
+	uint8_t *buf = xmalloc(n ? n : 1);
+
+	if (gateway == NULL || gateway[0] == '\0')
+		goto out;
+	parley__v1__server_frame__pack(f, buf);
+	d.session_id = (char *)session_id;
+	d.frame.data = buf;
+	d.frame.len = n;
+	fanout_add(r, gateway, &d);
+out:
+	free(buf);
+}
+
+void
+router_error(struct router *r, const char *gateway, const char *session_id,
+	     uint64_t request_id, int code, const char *msg, bool retryable,
+	     const char *room_id, const char *client_msg_id)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__Error e = PARLEY__V1__ERROR__INIT;
+
+	e.code = code;
+	e.message = (char *)msg;
+	e.retryable = retryable;
+	e.room_id = (char *)(room_id ? room_id : "");
+	e.client_msg_id = (char *)(client_msg_id ? client_msg_id : "");
+	f.request_id = request_id;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_ERROR;
+	f.error = &e;
+	router_reply(r, gateway, session_id, &f);
+}
+
+static int
+router_open(struct router *r)
+{
+	int rc;
+
+	map_init(&r->gateways);
+	rc = kafka_ensure_topic(r->cfg.brokers, r->cfg.topic,
+				r->cfg.partitions, 60000);
+	if (rc < 0)
+		return rc;
+	r->producer = kafka_producer_new(r->cfg.brokers,
+					 r->cfg.delivery_timeout_ms,
+					 ingress_on_delivery, r);
+	if (r->producer == NULL)
+		return -EINVAL;
+	if ((rc = replica_open(&r->replica, r->cfg.presence_url,
+			       r->cfg.presence_pub)) < 0)
+		return rc;
+	if ((rc = owner_open(r)) < 0)
+		return rc;
+	return ingress_open(r);
+}
+
+/* Wait until something is ready (or 100 ms, for timers). */
+static void
+router_wait(struct router *r, int timeout_ms)
+{
+	struct pollfd fds[5] = {
+		{.fd = sig_fd(), .events = POLLIN},
+		{.fd = kafka_producer_fd(r->producer), .events = POLLIN},
+		{.fd = kafka_consumer_fd(r->consumer), .events = POLLIN},
+		{.fd = -1, .events = POLLIN},
+		{.fd = -1, .events = POLLIN},
+	};
+
+	bus_recv_fd(r->ingress, &fds[3].fd);
+	bus_recv_fd(r->replica.sub, &fds[4].fd);
+	if (poll(fds, 5, timeout_ms) < 0 && errno != EINTR)
+		LOG_WARN("router.poll", "poll: %s", strerror(errno));
+}
+
+/* One turn of the loop; true when work was left for the next turn. */
+static bool
+router_turn(struct router *r)
+{
+	bool more = ingress_drain(r);
+
+	kafka_producer_poll(r->producer, 0);
+	replica_drain(&r->replica, router_now_ms());
+	more |= owner_drain(r);
+	fanout_flush(r);
+	return more;
+}
+
+/* Stop order: no new commands, answer those in flight, hand partitions
+ * over (committing what was folded), then the last deliveries. */
+static void
+router_close(struct router *r)
+{
+	if (r->ingress.id)
+		nng_close(r->ingress);
+	kafka_producer_free(r->producer, 5000);
+	owner_close(r);
+	fanout_flush(r);
+	replica_close(&r->replica);
+	fanout_close(r);
+}
+
+int
+router_run(const struct router_config *cfg)
+{
+	struct router *r = xcalloc(1, sizeof(*r));
+	int rc;
+
+	r->cfg = *cfg;
+	rc = router_open(r);
+	if (rc == 0) {
+		LOG_INFO("router.start", "router up: ingress %s, topic %s",
+			 cfg->listen, cfg->topic);
+		bool more = false;
+
+		while (!sig_stopping()) {
+			router_wait(r, more ? 0 : 100);
+			more = router_turn(r);
+		}
+		LOG_INFO("router.stop", "stopping: %llu records folded",
+			 (unsigned long long)r->stat_records);
+	} else {
+		LOG_ERROR("router.start_failed", "start-up failed: %s",
+			  strerror(-rc));
+	}
+	router_close(r);
+	free(r);
+	return rc;
+}

@@ -1,0 +1,111 @@
+/* What the router's files share: the configuration, the router state, and
+ * the functions of each concern (ingress, owner fold, presence replica,
+ * fan-out to gateways). One thread runs everything from router_run. */
+#ifndef PARLEY_ROUTER_H
+#define PARLEY_ROUTER_H
+
+#include <nng/nng.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "fold.h"
+#include "kafka.h"
+#include "map.h"
+#include "parley/internal/v1/envelope.pb-c.h"
+#include "parley/log/v1/record.pb-c.h"
+
+#define ROUTER_MAX_PARTITIONS 1024
+
+struct router_config {
+	const char *brokers;
+	const char *topic;
+	int partitions;
+	const char *group;
+	const char *listen;	  /* ingress: gateways push commands here */
+	const char *presence_url; /* presence request/reply */
+	const char *presence_pub; /* presence publications */
+	int delivery_timeout_ms;
+	int max_body;
+};
+
+/* One partition this router folds. live_from: records below it were
+ * handled before (by us or a predecessor) and are folded silently. */
+struct router_part {
+	bool owned;
+	struct fold *fold;
+	int64_t live_from;
+};
+
+/* The presence replica: user -> gateways holding their sessions. */
+struct replica {
+	nng_socket req;
+	nng_socket sub;
+	uint64_t epoch;
+	uint64_t version;
+	bool stale;  /* a snapshot is due */
+	bool asking; /* a snapshot request is out */
+	int64_t asked_ms;
+	int64_t next_try_ms;
+	struct map sessions; /* gateway "\n" session_id -> user (char *) */
+	struct map users;    /* user -> struct replica_user * */
+};
+
+struct router {
+	struct router_config cfg;
+	nng_socket ingress;
+	struct kafka_producer *producer;
+	struct kafka_consumer *consumer;
+	struct router_part parts[ROUTER_MAX_PARTITIONS];
+	struct replica replica;
+	struct map gateways; /* url -> struct fanout_gw * */
+	uint64_t stat_records, stat_deliveries, stat_acks;
+};
+
+/* main.c fills cfg; router_run owns everything else until a stop signal.
+ * Returns 0 on a clean stop, -errno when start-up failed. */
+int router_run(const struct router_config *cfg);
+
+/* ingress.c: commands from gateways into the log. */
+int ingress_open(struct router *r);
+/* Receive and handle waiting command batches; true if some are left. */
+bool ingress_drain(struct router *r);
+/* Delivery report of a produced record (kafka callback). */
+void ingress_on_delivery(void *ctx, const struct kafka_delivery *d);
+
+/* owner.c: fold the owned partitions, acknowledge, fan out. */
+int owner_open(struct router *r);
+/* Fold waiting records; true if some are left for the next turn. */
+bool owner_drain(struct router *r);
+void owner_close(struct router *r);
+
+/* replica.c: the presence replica. */
+int replica_open(struct replica *rp, const char *req_url, const char *pub_url);
+void replica_close(struct replica *rp);
+/* Apply waiting publications; take a snapshot when one is due. */
+void replica_drain(struct replica *rp, int64_t now_ms);
+/* Call fn for each gateway holding a session of user. */
+void replica_each_gateway(struct replica *rp, const char *user,
+			  void (*fn)(void *ctx, const char *gateway),
+			  void *ctx);
+
+/* fanout.c: one batch per gateway per loop turn. */
+/* Queue a delivery for gateway; frame is an encoded ServerFrame. */
+void fanout_add(struct router *r, const char *gateway,
+		const Parley__Internal__V1__Delivery *d);
+/* Send every gateway's batch. */
+void fanout_flush(struct router *r);
+void fanout_close(struct router *r);
+
+/* Reply to one session (ack, error): encodes f and queues it. */
+void router_reply(struct router *r, const char *gateway,
+		  const char *session_id, const Parley__V1__ServerFrame *f);
+/* Error reply to one session. */
+void router_error(struct router *r, const char *gateway,
+		  const char *session_id, uint64_t request_id, int code,
+		  const char *msg, bool retryable, const char *room_id,
+		  const char *client_msg_id);
+
+int64_t router_now_ms(void);
+
+#endif

@@ -1,0 +1,866 @@
+/* PostgreSQL for parley-store (libpq): connection, schema migrations,
+ * fold snapshots, batch writes fenced by the Kafka offsets they cover, and
+ * the read queries of the RPC server. libpq errors become -errno here. */
+#if defined(__has_include) && __has_include(<libpq-fe.h>)
+#include <libpq-fe.h>
+#else
+#include <postgresql/libpq-fe.h>
+#endif
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "store.h"
+#include "xalloc.h"
+
+/* After a failed connect, further attempts fail at once for this long, so
+ * a request burst against a dead server does not wait for each one. */
+#define DB_RETRY_MS 500
+/* pg_advisory_xact_lock key of the migrations ("parley" in ASCII). */
+#define DB_MIGRATE_LOCK "112971108101121"
+
+struct db {
+	char *conninfo;
+	char *name; /* application_name */
+	PGconn *conn;
+	int64_t retry_at_ms;
+};
+
+/* Migrations: append only, never edit one that has shipped. Each runs in
+ * the start-up transaction and is recorded in schema_migrations. */
+static const char *const db_migrations[] = {
+	/* 1: rooms, members, messages and the store's Kafka offsets. */
+	"CREATE TABLE rooms ("
+	" room_id text PRIMARY KEY,"
+	" kind smallint NOT NULL,"
+	" name text NOT NULL DEFAULT '',"
+	" last_seq bigint NOT NULL DEFAULT 0,"
+	" last_ts bigint NOT NULL DEFAULT 0,"
+	" created_ts bigint NOT NULL DEFAULT 0);"
+	"CREATE TABLE members ("
+	" room_id text NOT NULL,"
+	" user_id text NOT NULL,"
+	" joined_after bigint NOT NULL DEFAULT 0,"
+	" left_after bigint,"
+	" delivered_seq bigint NOT NULL DEFAULT 0,"
+	" read_seq bigint NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (room_id, user_id));"
+	"CREATE INDEX members_user ON members (user_id)"
+	" WHERE left_after IS NULL;"
+	"CREATE TABLE messages ("
+	" room_id text NOT NULL,"
+	" seq bigint NOT NULL,"
+	" sender_id text NOT NULL,"
+	" client_msg_id text NOT NULL,"
+	" body text NOT NULL,"
+	" ts_ms bigint NOT NULL,"
+	" PRIMARY KEY (room_id, seq));"
+	"CREATE INDEX messages_client_id"
+	" ON messages (room_id, sender_id, client_msg_id);"
+	"CREATE INDEX messages_ts ON messages (room_id, ts_ms);"
+	"CREATE TABLE kafka_offsets ("
+	" topic text NOT NULL,"
+	" part integer NOT NULL,"
+	" next_offset bigint NOT NULL,"
+	" PRIMARY KEY (topic, part));",
+};
+
+#define DB_N_MIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
+
+static int64_t
+db_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct db *
+db_new(const char *conninfo, const char *name)
+{
+	struct db *db = xcalloc(1, sizeof(*db));
+
+	db->conninfo = xstrdup(conninfo);
+	db->name = xstrdup(name);
+	return db;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	PQfinish(db->conn);
+	free(db->conninfo);
+	free(db->name);
+	free(db);
+}
+
+bool
+db_connected(const struct db *db)
+{
+	return db->conn && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+/* libpq messages span lines; logs want one. */
+static void
+db_log_error(const char *id, const char *what, const char *msg)
+{
+	char line[512];
+	size_t n = 0;
+
+	for (; msg && *msg && n < sizeof(line) - 1; msg++)
+		line[n++] = (*msg == '\n' || *msg == '\t') ? ' ' : *msg;
+	while (n > 0 && line[n - 1] == ' ')
+		n--;
+	line[n] = '\0';
+	LOG_ERROR(id, "%s: %s", what, line);
+}
+
+int
+db_connect(struct db *db)
+{
+	const char *keys[] = {"connect_timeout", "application_name", "dbname",
+			      NULL};
+	const char *vals[] = {"5", db->name, db->conninfo, NULL};
+
+	if (db_connected(db))
+		return 0;
+	if (db_now_ms() < db->retry_at_ms)
+		return -ENOTCONN;
+	PQfinish(db->conn);
+	/* Expanding dbname lets the conninfo override the defaults before. */
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		db_log_error("store.db_connect", "connect",
+			     PQerrorMessage(db->conn));
+		PQfinish(db->conn);
+		db->conn = NULL;
+		db->retry_at_ms = db_now_ms() + DB_RETRY_MS;
+		return -ENOTCONN;
+	}
+	LOG_INFO("store.db_connected", "%s connected to PostgreSQL %d",
+		 db->name, PQserverVersion(db->conn));
+	return 0;
+}
+
+/* Log a failed result and free it; -ENOTCONN when the connection died. */
+static int
+db_fail(struct db *db, PGresult *res, const char *what)
+{
+	db_log_error("store.db_error", what,
+		     res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+	PQclear(res);
+	return db_connected(db) ? -EIO : -ENOTCONN;
+}
+
+/* Run one statement with text parameters. The result (caller clears it)
+ * or NULL with *rc set. */
+static PGresult *
+db_exec(struct db *db, const char *what, const char *sql, int n,
+	const char *const *params, int *rc)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	if (!db_connected(db)) {
+		*rc = -ENOTCONN;
+		return NULL;
+	}
+	res = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	*rc = db_fail(db, res, what);
+	return NULL;
+}
+
+/* A statement whose result does not matter: 0 or -errno. */
+static int
+db_run(struct db *db, const char *what, const char *sql, int n,
+       const char *const *params)
+{
+	int rc = 0;
+	PGresult *res = db_exec(db, what, sql, n, params, &rc);
+
+	PQclear(res);
+	return rc;
+}
+
+/* Several statements in one string (simple query protocol). */
+static int
+db_run_script(struct db *db, const char *what, const char *sql)
+{
+	PGresult *res;
+
+	if (!db_connected(db))
+		return -ENOTCONN;
+	res = PQexec(db->conn, sql);
+
+	if (PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK) {
+		PQclear(res);
+		return 0;
+	}
+	return db_fail(db, res, what);
+}
+
+static void
+db_rollback(struct db *db)
+{
+	if (db_connected(db) &&
+	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+static uint64_t
+db_u64(const PGresult *res, int row, int col)
+{
+	return strtoull(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static int64_t
+db_i64(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static bool
+db_bool(const PGresult *res, int row, int col)
+{
+	return PQgetvalue(res, row, col)[0] == 't';
+}
+
+/* ---- migrations ---- */
+
+static int
+db_schema_version(struct db *db, int *version)
+{
+	int rc = 0;
+	PGresult *res = db_exec(db, "schema version",
+				"SELECT coalesce(max(version), 0)"
+				" FROM schema_migrations",
+				0, NULL, &rc);
+
+	if (res == NULL)
+		return rc;
+	*version = (int)db_i64(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+static int
+db_apply_migration(struct db *db, int version)
+{
+	char num[16];
+	const char *params[] = {num};
+	int rc;
+
+	snprintf(num, sizeof(num), "%d", version);
+	rc = db_run_script(db, "migration", db_migrations[version - 1]);
+	if (rc == 0)
+		rc = db_run(db, "migration record",
+			    "INSERT INTO schema_migrations (version)"
+			    " VALUES ($1::integer)",
+			    1, params);
+	if (rc == 0)
+		LOG_INFO("store.migrate", "applied schema migration %d",
+			 version);
+	return rc;
+}
+
+static int
+db_migrate_locked(struct db *db)
+{
+	int version = 0, rc;
+
+	rc = db_run(db, "migrate lock",
+		    "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0, NULL);
+	if (rc == 0)
+		rc = db_run(db, "migrations table",
+			    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			    " version integer PRIMARY KEY,"
+			    " applied_at timestamptz NOT NULL DEFAULT now())",
+			    0, NULL);
+	if (rc == 0)
+		rc = db_schema_version(db, &version);
+	if (rc == 0 && version > (int)DB_N_MIGRATIONS)
+		LOG_WARN("store.schema_newer", "schema version %d is newer "
+			 "than this binary's %zu", version, DB_N_MIGRATIONS);
+	while (rc == 0 && version < (int)DB_N_MIGRATIONS)
+		rc = db_apply_migration(db, ++version);
+	return rc;
+}
+
+int
+db_migrate(struct db *db)
+{
+	int rc = db_run(db, "migrate", "BEGIN", 0, NULL);
+
+	if (rc == 0)
+		rc = db_migrate_locked(db);
+	if (rc == 0)
+		rc = db_run(db, "migrate commit", "COMMIT", 0, NULL);
+	if (rc < 0)
+		db_rollback(db);
+	return rc;
+}
+
+/* ---- offsets ---- */
+
+int
+db_offsets_load(struct db *db, rd_kafka_topic_partition_list_t *parts)
+{
+	const char *params[1];
+	PGresult *res;
+	int rc = 0;
+
+	if (parts->cnt == 0)
+		return 0;
+	params[0] = parts->elems[0].topic;
+	res = db_exec(db, "load offsets",
+		      "SELECT part, next_offset FROM kafka_offsets"
+		      " WHERE topic = $1",
+		      1, params, &rc);
+	if (res == NULL)
+		return rc;
+	for (int i = 0; i < parts->cnt; i++)
+		parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+	for (int row = 0; row < PQntuples(res); row++) {
+		int32_t part = (int32_t)db_i64(res, row, 0);
+
+		for (int i = 0; i < parts->cnt; i++)
+			if (parts->elems[i].partition == part)
+				parts->elems[i].offset = db_i64(res, row, 1);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- fold snapshots ---- */
+
+/* Install the rooms rows of ids the fold does not hold yet; fresh maps
+ * each id installed here to its room, so members and dedup entries go
+ * only to rooms this call loaded. */
+static int
+db_load_room_rows(struct db *db, struct fold *f, const char *ids,
+		  struct map *fresh)
+{
+	const char *params[] = {ids};
+	int rc = 0;
+	PGresult *res = db_exec(db, "load rooms",
+				"SELECT room_id, kind, name, last_seq, last_ts"
+				" FROM rooms WHERE room_id = ANY($1::text[])",
+				1, params, &rc);
+
+	if (res == NULL)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *id = PQgetvalue(res, i, 0);
+		struct fold_room *r;
+
+		if (fold_room_get(f, id))
+			continue;
+		r = fold_room_new(f, id, (enum fold_kind)db_i64(res, i, 1),
+				  PQgetvalue(res, i, 2));
+		r->last_seq = db_u64(res, i, 3);
+		r->last_ts = db_i64(res, i, 4);
+		map_put(fresh, id, r);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+db_load_members(struct db *db, const char *ids, struct map *fresh)
+{
+	const char *params[] = {ids};
+	int rc = 0;
+	PGresult *res = db_exec(db, "load members",
+				"SELECT room_id, user_id, joined_after,"
+				" delivered_seq, read_seq FROM members"
+				" WHERE room_id = ANY($1::text[])"
+				" AND left_after IS NULL",
+				1, params, &rc);
+
+	if (res == NULL)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct fold_room *r = map_get(fresh, PQgetvalue(res, i, 0));
+		struct fold_member m = {
+			.joined_after = db_u64(res, i, 2),
+			.delivered = db_u64(res, i, 3),
+			.read = db_u64(res, i, 4),
+		};
+
+		if (r)
+			fold_room_set_member(r, PQgetvalue(res, i, 1), &m);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The dedup window of each room: its newest FOLD_DEDUP_MAX messages no
+ * older than FOLD_DEDUP_WINDOW_MS before the room's time, in seq order
+ * (room time never goes back, so ts order is seq order). */
+static int
+db_load_dedup(struct db *db, const char *ids, struct map *fresh)
+{
+	char window[24], max[24];
+	const char *params[] = {ids, window, max};
+	int rc = 0;
+	PGresult *res;
+
+	snprintf(window, sizeof(window), "%lld", (long long)FOLD_DEDUP_WINDOW_MS);
+	snprintf(max, sizeof(max), "%d", FOLD_DEDUP_MAX);
+	res = db_exec(db, "load dedup",
+		      "SELECT r.room_id, d.sender_id, d.client_msg_id, d.seq,"
+		      " d.ts_ms FROM rooms r CROSS JOIN LATERAL ("
+		      "  SELECT m.sender_id, m.client_msg_id, m.seq, m.ts_ms"
+		      "  FROM messages m WHERE m.room_id = r.room_id"
+		      "  AND m.ts_ms >= r.last_ts - $2::bigint"
+		      "  ORDER BY m.ts_ms DESC, m.seq DESC LIMIT $3::bigint) d"
+		      " WHERE r.room_id = ANY($1::text[])"
+		      " ORDER BY r.room_id, d.seq",
+		      3, params, &rc);
+	if (res == NULL)
+		return rc;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct fold_room *r = map_get(fresh, PQgetvalue(res, i, 0));
+
+		if (r)
+			fold_room_add_dedup(r, PQgetvalue(res, i, 1),
+					    PQgetvalue(res, i, 2),
+					    db_u64(res, i, 3), db_i64(res, i, 4));
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+db_rooms_load(struct db *db, struct fold *f, const char *const *ids, size_t n)
+{
+	struct pgarr arr;
+	struct map fresh;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	pgarr_init(&arr);
+	map_init(&fresh);
+	for (size_t i = 0; i < n; i++)
+		pgarr_add_str(&arr, ids[i]);
+	rc = db_load_room_rows(db, f, pgarr_str(&arr), &fresh);
+	if (rc == 0 && map_count(&fresh) > 0)
+		rc = db_load_members(db, pgarr_str(&arr), &fresh);
+	if (rc == 0 && map_count(&fresh) > 0)
+		rc = db_load_dedup(db, pgarr_str(&arr), &fresh);
+	map_release(&fresh);
+	pgarr_release(&arr);
+	return rc;
+}
+
+/* ---- batch writes ---- */
+
+/* Columns of one multi-row statement. */
+#define DB_MAX_COLS 6
+
+struct db_cols {
+	struct pgarr col[DB_MAX_COLS];
+	const char *params[DB_MAX_COLS + 1];
+	int n;
+};
+
+static void
+db_cols_init(struct db_cols *c, int n)
+{
+	c->n = n;
+	for (int i = 0; i < n; i++)
+		pgarr_init(&c->col[i]);
+}
+
+static void
+db_cols_release(struct db_cols *c)
+{
+	for (int i = 0; i < c->n; i++)
+		pgarr_release(&c->col[i]);
+}
+
+/* The parameters: first, when not NULL, then one array per column. */
+static const char *const *
+db_cols_params(struct db_cols *c, const char *first)
+{
+	int k = 0;
+
+	if (first)
+		c->params[k++] = first;
+	for (int i = 0; i < c->n; i++)
+		c->params[k++] = pgarr_str(&c->col[i]);
+	return c->params;
+}
+
+static int
+db_write_rooms(struct db *db, const struct batch *b)
+{
+	struct db_cols c;
+	size_t pos = 0;
+	const char *key;
+	void *val;
+	int rc;
+
+	if (map_count(&b->rooms) == 0)
+		return 0;
+	db_cols_init(&c, 6);
+	while (map_next(&b->rooms, &pos, &key, &val)) {
+		const struct batch_room *r = val;
+
+		pgarr_add_str(&c.col[0], r->id);
+		pgarr_add_i64(&c.col[1], r->kind);
+		pgarr_add_str(&c.col[2], r->name);
+		pgarr_add_i64(&c.col[3], (int64_t)r->last_seq);
+		pgarr_add_i64(&c.col[4], r->last_ts);
+		pgarr_add_i64(&c.col[5], r->created_ts);
+	}
+	rc = db_run(db, "write rooms",
+		    "INSERT INTO rooms (room_id, kind, name, last_seq, last_ts,"
+		    " created_ts) SELECT * FROM unnest($1::text[],"
+		    " $2::smallint[], $3::text[], $4::bigint[], $5::bigint[],"
+		    " $6::bigint[]) ON CONFLICT (room_id) DO UPDATE SET"
+		    " last_seq = EXCLUDED.last_seq, last_ts = EXCLUDED.last_ts",
+		    6, db_cols_params(&c, NULL));
+	db_cols_release(&c);
+	return rc;
+}
+
+/* Members whose state the fold told us: written whole. */
+static int
+db_write_members_known(struct db *db, const struct batch *b)
+{
+	struct db_cols c;
+	size_t pos = 0, n = 0;
+	const char *key;
+	void *val;
+	int rc = 0;
+
+	db_cols_init(&c, 6);
+	while (map_next(&b->members, &pos, &key, &val)) {
+		const struct batch_member *m = val;
+
+		if (!m->known)
+			continue;
+		n++;
+		pgarr_add_str(&c.col[0], m->room_id);
+		pgarr_add_str(&c.col[1], m->user_id);
+		pgarr_add_i64(&c.col[2], (int64_t)m->joined_after);
+		if (m->present)
+			pgarr_add_null(&c.col[3]);
+		else
+			pgarr_add_i64(&c.col[3], (int64_t)m->left_after);
+		pgarr_add_i64(&c.col[4], (int64_t)m->delivered);
+		pgarr_add_i64(&c.col[5], (int64_t)m->read);
+	}
+	if (n)
+		rc = db_run(db, "write members",
+			    "INSERT INTO members (room_id, user_id, joined_after,"
+			    " left_after, delivered_seq, read_seq) SELECT * FROM"
+			    " unnest($1::text[], $2::text[], $3::bigint[],"
+			    " $4::bigint[], $5::bigint[], $6::bigint[])"
+			    " ON CONFLICT (room_id, user_id) DO UPDATE SET"
+			    " joined_after = EXCLUDED.joined_after,"
+			    " left_after = EXCLUDED.left_after,"
+			    " delivered_seq = EXCLUDED.delivered_seq,"
+			    " read_seq = EXCLUDED.read_seq",
+			    6, db_cols_params(&c, NULL));
+	db_cols_release(&c);
+	return rc;
+}
+
+/* Members removed without the batch knowing the rest of their row: only
+ * left_after changes. */
+static int
+db_write_members_left(struct db *db, const struct batch *b)
+{
+	struct db_cols c;
+	size_t pos = 0, n = 0;
+	const char *key;
+	void *val;
+	int rc = 0;
+
+	db_cols_init(&c, 3);
+	while (map_next(&b->members, &pos, &key, &val)) {
+		const struct batch_member *m = val;
+
+		if (m->known)
+			continue;
+		n++;
+		pgarr_add_str(&c.col[0], m->room_id);
+		pgarr_add_str(&c.col[1], m->user_id);
+		pgarr_add_i64(&c.col[2], (int64_t)m->left_after);
+	}
+	if (n)
+		rc = db_run(db, "write leaves",
+			    "UPDATE members m SET left_after = v.left_after"
+			    " FROM unnest($1::text[], $2::text[], $3::bigint[])"
+			    " AS v(room_id, user_id, left_after)"
+			    " WHERE m.room_id = v.room_id"
+			    " AND m.user_id = v.user_id",
+			    3, db_cols_params(&c, NULL));
+	db_cols_release(&c);
+	return rc;
+}
+
+static int
+db_write_messages(struct db *db, const struct batch *b)
+{
+	struct db_cols c;
+	PGresult *res;
+	int rc = 0;
+
+	if (b->n_msgs == 0)
+		return 0;
+	db_cols_init(&c, 6);
+	for (size_t i = 0; i < b->n_msgs; i++) {
+		const struct batch_message *m = &b->msgs[i];
+
+		pgarr_add_str(&c.col[0], m->room_id);
+		pgarr_add_i64(&c.col[1], (int64_t)m->seq);
+		pgarr_add_str(&c.col[2], m->sender_id);
+		pgarr_add_str(&c.col[3], m->client_msg_id);
+		pgarr_add_str(&c.col[4], m->body);
+		pgarr_add_i64(&c.col[5], m->ts_ms);
+	}
+	res = db_exec(db, "write messages",
+		      "INSERT INTO messages (room_id, seq, sender_id,"
+		      " client_msg_id, body, ts_ms) SELECT * FROM unnest("
+		      "$1::text[], $2::bigint[], $3::text[], $4::text[],"
+		      " $5::text[], $6::bigint[]) ON CONFLICT DO NOTHING",
+		      6, db_cols_params(&c, NULL), &rc);
+	db_cols_release(&c);
+	/* The offsets fence makes this impossible; say so if it happens. */
+	if (res && strtoull(PQcmdTuples(res), NULL, 10) != b->n_msgs)
+		LOG_WARN("store.rows_existed", "%s of %zu messages inserted: "
+			 "the others were already there", PQcmdTuples(res),
+			 b->n_msgs);
+	PQclear(res);
+	return rc;
+}
+
+/* Move each partition's next_offset from expected to next, in the same
+ * transaction as the rows. Any other value means another consumer wrote
+ * this partition meanwhile: -ESTALE, and the caller rolls back. */
+static int
+db_write_offsets(struct db *db, const char *topic, const struct batch *b)
+{
+	struct db_cols c;
+	PGresult *res;
+	int rc = 0;
+
+	db_cols_init(&c, 3);
+	for (size_t i = 0; i < b->n_offs; i++) {
+		pgarr_add_i64(&c.col[0], b->offs[i].part);
+		pgarr_add_i64(&c.col[1], b->offs[i].expected);
+		pgarr_add_i64(&c.col[2], b->offs[i].next);
+	}
+	res = db_exec(db, "write offsets",
+		      "WITH v AS (SELECT * FROM unnest($2::integer[],"
+		      " $3::bigint[], $4::bigint[]) AS v(part, expected, next)),"
+		      " upd AS (UPDATE kafka_offsets k SET next_offset = v.next"
+		      "  FROM v WHERE k.topic = $1 AND k.part = v.part"
+		      "  AND k.next_offset = v.expected RETURNING k.part),"
+		      " ins AS (INSERT INTO kafka_offsets (topic, part,"
+		      "  next_offset) SELECT $1, v.part, v.next FROM v"
+		      "  WHERE v.expected < 0 ON CONFLICT DO NOTHING"
+		      "  RETURNING part)"
+		      " SELECT (SELECT count(*) FROM upd) +"
+		      " (SELECT count(*) FROM ins)",
+		      4, db_cols_params(&c, topic), &rc);
+	db_cols_release(&c);
+	if (res == NULL)
+		return rc;
+	if (db_u64(res, 0, 0) != b->n_offs) {
+		LOG_WARN("store.fenced", "offsets of %s moved by another "
+			 "consumer: %s of %zu partitions matched", topic,
+			 PQgetvalue(res, 0, 0), b->n_offs);
+		rc = -ESTALE;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int
+db_batch_write(struct db *db, const char *topic, const struct batch *b)
+{
+	int rc = db_run(db, "begin", "BEGIN", 0, NULL);
+
+	if (rc == 0)
+		rc = db_write_rooms(db, b);
+	if (rc == 0)
+		rc = db_write_members_known(db, b);
+	if (rc == 0)
+		rc = db_write_members_left(db, b);
+	if (rc == 0)
+		rc = db_write_messages(db, b);
+	if (rc == 0 && b->n_offs)
+		rc = db_write_offsets(db, topic, b);
+	if (rc == 0)
+		rc = db_run(db, "commit", "COMMIT", 0, NULL);
+	if (rc < 0)
+		db_rollback(db);
+	return rc;
+}
+
+/* ---- RPC queries ---- */
+
+int
+db_access(struct db *db, const char *room_id, const char *user,
+	  struct db_access *out)
+{
+	const char *params[] = {room_id, user};
+	int rc = 0;
+	PGresult *res = db_exec(db, "access",
+				"SELECT r.last_seq, m.user_id IS NOT NULL,"
+				" m.left_after IS NOT NULL,"
+				" coalesce(m.left_after, 0) FROM rooms r"
+				" LEFT JOIN members m ON m.room_id = r.room_id"
+				" AND m.user_id = $2 WHERE r.room_id = $1",
+				2, params, &rc);
+
+	if (res == NULL)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	if (PQntuples(res) == 1) {
+		out->room = true;
+		out->last_seq = db_u64(res, 0, 0);
+		out->member = db_bool(res, 0, 1);
+		out->left = db_bool(res, 0, 2);
+		out->left_after = db_u64(res, 0, 3);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static Parley__V1__Message *
+db_message_row(const PGresult *res, int row, const char *room_id)
+{
+	Parley__V1__Message *m = xmalloc(sizeof(*m));
+
+	parley__v1__message__init(m);
+	m->room_id = xstrdup(room_id);
+	m->seq = db_u64(res, row, 0);
+	m->sender_id = xstrdup(PQgetvalue(res, row, 1));
+	m->client_msg_id = xstrdup(PQgetvalue(res, row, 2));
+	m->body = xstrdup(PQgetvalue(res, row, 3));
+	m->ts_ms = db_i64(res, row, 4);
+	return m;
+}
+
+int
+db_messages(struct db *db, const char *room_id, uint64_t lo, uint64_t hi,
+	    uint32_t limit, bool desc, Parley__V1__Message ***out, size_t *n)
+{
+	char slo[24], shi[24], slim[16];
+	const char *params[] = {room_id, slo, shi, slim};
+	int rc = 0;
+	PGresult *res;
+
+	snprintf(slo, sizeof(slo), "%" PRIu64, lo > INT64_MAX ? INT64_MAX : lo);
+	snprintf(shi, sizeof(shi), "%" PRIu64, hi > INT64_MAX ? INT64_MAX : hi);
+	snprintf(slim, sizeof(slim), "%" PRIu32, limit);
+	res = db_exec(db, "messages",
+		      desc ? "SELECT seq, sender_id, client_msg_id, body, ts_ms"
+			     " FROM messages WHERE room_id = $1"
+			     " AND seq > $2::bigint AND seq <= $3::bigint"
+			     " ORDER BY seq DESC LIMIT $4::bigint"
+			   : "SELECT seq, sender_id, client_msg_id, body, ts_ms"
+			     " FROM messages WHERE room_id = $1"
+			     " AND seq > $2::bigint AND seq <= $3::bigint"
+			     " ORDER BY seq LIMIT $4::bigint",
+		      4, params, &rc);
+	if (res == NULL)
+		return rc;
+	*n = (size_t)PQntuples(res);
+	*out = xcalloc(*n ? *n : 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		(*out)[i] = db_message_row(res, (int)i, room_id);
+	PQclear(res);
+	return 0;
+}
+
+void
+db_message_free(Parley__V1__Message *m)
+{
+	free(m->room_id);
+	free(m->sender_id);
+	free(m->client_msg_id);
+	free(m->body);
+	free(m);
+}
+
+void
+db_messages_free(Parley__V1__Message **msgs, size_t n)
+{
+	for (size_t i = 0; msgs && i < n; i++)
+		db_message_free(msgs[i]);
+	free(msgs);
+}
+
+static Parley__V1__RoomSummary *
+db_room_row(const PGresult *res, int row)
+{
+	Parley__V1__RoomSummary *s = xmalloc(sizeof(*s));
+
+	parley__v1__room_summary__init(s);
+	s->room_id = xstrdup(PQgetvalue(res, row, 0));
+	s->kind = (Parley__V1__RoomKind)db_i64(res, row, 1);
+	s->name = xstrdup(PQgetvalue(res, row, 2));
+	s->last_seq = db_u64(res, row, 3);
+	s->read_seq = db_u64(res, row, 4);
+	s->delivered_seq = db_u64(res, row, 5);
+	s->unread = db_u64(res, row, 6);
+	return s;
+}
+
+int
+db_rooms_of(struct db *db, const char *user, Parley__V1__RoomSummary ***out,
+	    size_t *n)
+{
+	const char *params[] = {user};
+	int rc = 0;
+	PGresult *res = db_exec(db, "rooms of user",
+				"SELECT r.room_id, r.kind, r.name, r.last_seq,"
+				" m.read_seq, m.delivered_seq, (SELECT count(*)"
+				"  FROM messages x WHERE x.room_id = m.room_id"
+				"  AND x.seq > m.read_seq"
+				"  AND x.sender_id <> m.user_id)"
+				" FROM members m JOIN rooms r"
+				" ON r.room_id = m.room_id"
+				" WHERE m.user_id = $1 AND m.left_after IS NULL"
+				" ORDER BY r.last_ts DESC, r.room_id",
+				1, params, &rc);
+
+	if (res == NULL)
+		return rc;
+	*n = (size_t)PQntuples(res);
+	*out = xcalloc(*n ? *n : 1, sizeof(**out));
+	for (size_t i = 0; i < *n; i++)
+		(*out)[i] = db_room_row(res, (int)i);
+	PQclear(res);
+	return 0;
+}
+
+void
+db_rooms_free(Parley__V1__RoomSummary **rooms, size_t n)
+{
+	for (size_t i = 0; rooms && i < n; i++) {
+		free(rooms[i]->room_id);
+		free(rooms[i]->name);
+		free(rooms[i]);
+	}
+	free(rooms);
+}

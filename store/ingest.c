@@ -1,0 +1,546 @@
+/* The store's consumer loop: Kafka records in batches, folded exactly as
+ * the routers fold them, written to PostgreSQL in one transaction with the
+ * offsets they cover. Kafka never keeps our offsets: PostgreSQL does. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "sig.h"
+#include "store.h"
+#include "xalloc.h"
+
+/* expected[] of a partition we do not own. */
+#define INGEST_UNOWNED INT64_MIN
+/* How long a batch waits for more records after its first. */
+#define INGEST_LINGER_MS 20
+/* Reconnect backoff bounds. */
+#define INGEST_BACKOFF_MIN_MS 100
+#define INGEST_BACKOFF_MAX_MS 5000
+#define INGEST_STATS_MS 10000
+
+struct ingest {
+	const struct store_config *cfg;
+	struct db *db;
+	struct fold *fold;
+	struct kafka_consumer *kc;
+	rd_kafka_message_t **msgs; /* the batch being collected */
+	size_t n_msgs, cap_msgs;
+	/* Per partition: next_offset in the database (-1: no row yet), or
+	 * INGEST_UNOWNED. Records below it are stale and skipped. */
+	int64_t *expected;
+	int32_t n_parts;
+	struct batch batch;
+	struct map absent; /* room ids the database lacks, during a flush */
+	bool resync;	   /* the fold and positions must be reloaded */
+	int backoff_ms;
+	uint64_t stat_records, stat_msgs, stat_batches;
+	int64_t stat_at_ms;
+};
+
+static int64_t
+ingest_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- fold ---- */
+
+static int
+on_load(void *ctx, struct fold *f, const char *room_id)
+{
+	struct ingest *ing = ctx;
+	int rc;
+
+	if (map_get(&ing->absent, room_id))
+		return 0;
+	rc = db_rooms_load(ing->db, f, &room_id, 1);
+	if (rc == 0 && fold_room_get(f, room_id) == NULL)
+		map_put(&ing->absent, room_id, ing);
+	return rc;
+}
+
+/* Forget all room state; rooms reload from the database when next seen. */
+static void
+ingest_fold_reset(struct ingest *ing)
+{
+	fold_free(ing->fold);
+	ing->fold = fold_new();
+	fold_set_loader(ing->fold, on_load, ing);
+}
+
+/* ---- partitions ---- */
+
+static void
+ingest_set_expected(struct ingest *ing, int32_t part, int64_t next)
+{
+	if (part < 0)
+		return;
+	if (part >= ing->n_parts) {
+		int32_t n = part + 1;
+
+		ing->expected = xrealloc(ing->expected,
+					 (size_t)n * sizeof(*ing->expected));
+		for (int32_t i = ing->n_parts; i < n; i++)
+			ing->expected[i] = INGEST_UNOWNED;
+		ing->n_parts = n;
+	}
+	ing->expected[part] = next;
+}
+
+static int64_t
+ingest_expected(const struct ingest *ing, int32_t part)
+{
+	if (part < 0 || part >= ing->n_parts)
+		return INGEST_UNOWNED;
+	return ing->expected[part];
+}
+
+/* Remember the positions db_offsets_load put into parts. */
+static void
+ingest_note_positions(struct ingest *ing,
+		      const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		int64_t off = parts->elems[i].offset;
+
+		ingest_set_expected(ing, parts->elems[i].partition,
+				    off >= 0 ? off : -1);
+	}
+}
+
+/* ---- batches ---- */
+
+static void
+ingest_drop_msgs(struct ingest *ing)
+{
+	for (size_t i = 0; i < ing->n_msgs; i++)
+		rd_kafka_message_destroy(ing->msgs[i]);
+	ing->n_msgs = 0;
+}
+
+/* The record in m, or NULL (logged) when it cannot be used. */
+static Parley__Log__V1__Record *
+ingest_decode(const rd_kafka_message_t *m)
+{
+	Parley__Log__V1__Record *rec;
+
+	rec = parley__log__v1__record__unpack(NULL, m->len, m->payload);
+	if (rec && !pgarr_utf8_valid(rec->room_id)) {
+		parley__log__v1__record__free_unpacked(rec, NULL);
+		rec = NULL;
+	}
+	if (rec == NULL)
+		LOG_WARN("store.bad_record", "partition %" PRId32 " offset %"
+			 PRId64 ": undecodable record skipped", m->partition,
+			 m->offset);
+	return rec;
+}
+
+/* Load, in three queries, every room of recs the fold lacks; rooms the
+ * database lacks too are remembered so the loader does not ask again. */
+static int
+ingest_prefetch(struct ingest *ing, Parley__Log__V1__Record **recs, size_t n)
+{
+	const char **ids = xcalloc(n ? n : 1, sizeof(*ids));
+	struct map want;
+	size_t k = 0;
+	int rc;
+
+	map_init(&want);
+	for (size_t i = 0; i < n; i++) {
+		const char *id = recs[i] ? recs[i]->room_id : NULL;
+
+		if (id && !fold_room_get(ing->fold, id) && !map_get(&want, id)) {
+			map_put(&want, id, ing);
+			ids[k++] = id;
+		}
+	}
+	rc = db_rooms_load(ing->db, ing->fold, ids, k);
+	for (size_t i = 0; rc == 0 && i < k; i++)
+		if (!fold_room_get(ing->fold, ids[i]))
+			map_put(&ing->absent, ids[i], ing);
+	map_release(&want);
+	free(ids);
+	return rc;
+}
+
+/* True when m is at or past our position in its partition. */
+static bool
+ingest_current(const struct ingest *ing, const rd_kafka_message_t *m)
+{
+	int64_t exp = ingest_expected(ing, m->partition);
+
+	if (exp == INGEST_UNOWNED || m->offset < exp) {
+		LOG_DEBUG("store.stale_record", "partition %" PRId32 " offset %"
+			  PRId64 " is behind our position %" PRId64,
+			  m->partition, m->offset, exp);
+		return false;
+	}
+	return true;
+}
+
+static int
+ingest_fold_one(struct ingest *ing, const rd_kafka_message_t *m,
+		const Parley__Log__V1__Record *rec)
+{
+	struct fold_result res;
+	int rc = 0;
+
+	if (rec == NULL)
+		ing->batch.skipped++;
+	else if ((rc = fold_apply(ing->fold, rec, &res)) == 0)
+		batch_note(&ing->batch, rec, &res);
+	if (rc == 0)
+		batch_offset(&ing->batch, m->partition,
+			     ingest_expected(ing, m->partition), m->offset);
+	return rc;
+}
+
+/* Fold the collected records into ing->batch. 0 or -errno. */
+static int
+ingest_fold_all(struct ingest *ing)
+{
+	Parley__Log__V1__Record **recs;
+	size_t n = 0;
+	int rc;
+
+	recs = xcalloc(ing->n_msgs, sizeof(*recs));
+	for (size_t i = 0; i < ing->n_msgs; i++)
+		if (ingest_current(ing, ing->msgs[i]))
+			ing->msgs[n++] = ing->msgs[i];
+		else
+			rd_kafka_message_destroy(ing->msgs[i]);
+	ing->n_msgs = n;
+	for (size_t i = 0; i < n; i++)
+		recs[i] = ingest_decode(ing->msgs[i]);
+	rc = ingest_prefetch(ing, recs, n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = ingest_fold_one(ing, ing->msgs[i], recs[i]);
+	for (size_t i = 0; i < n; i++)
+		parley__log__v1__record__free_unpacked(recs[i], NULL);
+	free(recs);
+	return rc;
+}
+
+/* The database may now be behind the fold and our positions: drop the
+ * fold and reload positions before consuming again. */
+static void
+ingest_fail(struct ingest *ing, int rc)
+{
+	LOG_ERROR("store.batch_failed", "batch of %zu records rolled back: "
+		  "%s; reloading from the database", ing->n_msgs,
+		  strerror(-rc));
+	ingest_fold_reset(ing);
+	ing->resync = true;
+}
+
+static void
+ingest_log_batch(struct ingest *ing, int64_t t0)
+{
+	const struct batch *b = &ing->batch;
+
+	ing->stat_records += b->records + b->skipped;
+	ing->stat_msgs += b->n_msgs;
+	ing->stat_batches++;
+	LOG_DEBUG("store.batch", "%zu records (%zu accepted, %zu duplicate, "
+		  "%zu rejected, %zu skipped): %zu messages, %zu rooms, %zu "
+		  "members in %" PRId64 " ms", b->records, b->accepted,
+		  b->duplicates, b->rejected, b->skipped, b->n_msgs,
+		  map_count(&b->rooms), map_count(&b->members),
+		  ingest_now_ms() - t0);
+}
+
+/* Fold and commit what was collected. 0 or -errno (then rolled back). */
+static int
+ingest_flush(struct ingest *ing)
+{
+	int64_t t0 = ingest_now_ms();
+	int rc;
+
+	if (ing->n_msgs == 0)
+		return 0;
+	rc = ingest_fold_all(ing);
+	if (rc == 0 && !batch_empty(&ing->batch))
+		rc = db_batch_write(ing->db, ing->cfg->topic, &ing->batch);
+	if (rc == 0) {
+		for (size_t i = 0; i < ing->batch.n_offs; i++)
+			ingest_set_expected(ing, ing->batch.offs[i].part,
+					    ing->batch.offs[i].next);
+		ingest_log_batch(ing, t0);
+		if (ing->batch.gaps)
+			LOG_WARN("store.offset_gap", "%zu records followed a "
+				 "gap in their partition's offsets",
+				 ing->batch.gaps);
+	} else {
+		ingest_fail(ing, rc);
+	}
+	ingest_drop_msgs(ing);
+	batch_reset(&ing->batch);
+	map_release(&ing->absent);
+	map_init(&ing->absent);
+	return rc;
+}
+
+/* ---- rebalances (called from inside kafka_consumer_poll) ---- */
+
+static void
+on_assign(void *ctx, struct kafka_consumer *c,
+	  rd_kafka_topic_partition_list_t *parts)
+{
+	struct ingest *ing = ctx;
+	int rc;
+
+	(void)c;
+	ingest_flush(ing);
+	rc = db_connect(ing->db);
+	if (rc == 0)
+		rc = db_offsets_load(ing->db, parts);
+	if (rc < 0) {
+		/* Positions unknown: consume nothing until resync seeks. */
+		ing->resync = true;
+		LOG_WARN("store.assign", "assigned %d partitions; positions "
+			 "unknown until the database is back", parts->cnt);
+		return;
+	}
+	ingest_note_positions(ing, parts);
+	LOG_INFO("store.assign", "assigned %d partitions", parts->cnt);
+}
+
+static void
+on_revoke(void *ctx, struct kafka_consumer *c,
+	  const rd_kafka_topic_partition_list_t *parts)
+{
+	struct ingest *ing = ctx;
+
+	(void)c;
+	/* Commit what we hold so the next owner starts after it. */
+	ingest_flush(ing);
+	for (int i = 0; i < parts->cnt; i++)
+		ingest_set_expected(ing, parts->elems[i].partition,
+				    INGEST_UNOWNED);
+	ingest_fold_reset(ing);
+	LOG_INFO("store.revoke", "revoked %d partitions", parts->cnt);
+}
+
+static const struct kafka_consumer_ops ingest_ops = {
+	.on_assign = on_assign,
+	.on_revoke = on_revoke,
+};
+
+/* ---- recovery ---- */
+
+/* Seek every assigned partition to its next_offset in the database. */
+static int
+ingest_seek(struct ingest *ing, rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_error_t *err;
+	int rc = db_offsets_load(ing->db, parts);
+
+	if (rc < 0)
+		return rc;
+	err = rd_kafka_seek_partitions(kafka_consumer_handle(ing->kc), parts,
+				       5000);
+	if (err) {
+		LOG_WARN("store.seek", "seek: %s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+		return -EIO;
+	}
+	for (int i = 0; i < parts->cnt; i++) {
+		if (parts->elems[i].err) {
+			LOG_WARN("store.seek", "seek partition %" PRId32 ": %s",
+				 parts->elems[i].partition,
+				 rd_kafka_err2str(parts->elems[i].err));
+			return -EIO;
+		}
+	}
+	ingest_note_positions(ing, parts);
+	return 0;
+}
+
+/* Reconnect, reload positions and seek: the database is the truth. */
+static int
+ingest_resync(struct ingest *ing)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	rd_kafka_resp_err_t err;
+	int rc = db_connect(ing->db);
+
+	if (rc < 0)
+		return rc;
+	err = rd_kafka_assignment(kafka_consumer_handle(ing->kc), &parts);
+	if (err) {
+		LOG_WARN("store.seek", "assignment: %s", rd_kafka_err2str(err));
+		return kafka_err(err);
+	}
+	rc = parts->cnt ? ingest_seek(ing, parts) : 0;
+	if (rc == 0) {
+		ingest_fold_reset(ing);
+		ing->resync = false;
+		ing->backoff_ms = 0;
+		LOG_INFO("store.resync", "%d partitions back at the database's "
+			 "offsets", parts->cnt);
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+	return rc;
+}
+
+/* Wait out the backoff while still serving the consumer (so the group
+ * keeps us and rebalances run), dropping whatever it delivers. */
+static void
+ingest_backoff(struct ingest *ing)
+{
+	int64_t until;
+
+	ing->backoff_ms = ing->backoff_ms ? ing->backoff_ms * 2
+					  : INGEST_BACKOFF_MIN_MS;
+	if (ing->backoff_ms > INGEST_BACKOFF_MAX_MS)
+		ing->backoff_ms = INGEST_BACKOFF_MAX_MS;
+	until = ingest_now_ms() + ing->backoff_ms;
+	while (!sig_stopping() && ingest_now_ms() < until) {
+		rd_kafka_message_t *m = kafka_consumer_poll(ing->kc, 100);
+
+		if (m)
+			rd_kafka_message_destroy(m);
+	}
+}
+
+/* ---- the loop ---- */
+
+static void
+ingest_push(struct ingest *ing, rd_kafka_message_t *m)
+{
+	if (ing->n_msgs == ing->cap_msgs) {
+		ing->cap_msgs = ing->cap_msgs ? ing->cap_msgs * 2 : 256;
+		ing->msgs = xrealloc(ing->msgs,
+				     ing->cap_msgs * sizeof(*ing->msgs));
+	}
+	ing->msgs[ing->n_msgs++] = m;
+}
+
+/* Collect up to batch_max records, for at most INGEST_LINGER_MS after
+ * the first; returns early when nothing comes within 100 ms. */
+static void
+ingest_collect(struct ingest *ing)
+{
+	int64_t deadline = 0;
+
+	while (ing->n_msgs < (size_t)ing->cfg->batch_max && !sig_stopping()) {
+		int64_t wait = deadline ? deadline - ingest_now_ms() : 100;
+		rd_kafka_message_t *m;
+
+		if (wait <= 0)
+			break;
+		m = kafka_consumer_poll(ing->kc, (int)wait);
+		if (ing->resync) { /* a rebalance callback failed */
+			if (m)
+				rd_kafka_message_destroy(m);
+			break;
+		}
+		if (m == NULL && deadline == 0)
+			break;
+		if (m == NULL)
+			continue;
+		ingest_push(ing, m);
+		if (deadline == 0)
+			deadline = ingest_now_ms() + INGEST_LINGER_MS;
+	}
+}
+
+static void
+ingest_stats(struct ingest *ing)
+{
+	int64_t now = ingest_now_ms();
+
+	if (now - ing->stat_at_ms < INGEST_STATS_MS)
+		return;
+	if (ing->stat_records)
+		LOG_INFO("store.progress", "%" PRIu64 " records, %" PRIu64
+			 " messages in %" PRIu64 " batches; %zu rooms held",
+			 ing->stat_records, ing->stat_msgs, ing->stat_batches,
+			 fold_room_count(ing->fold));
+	ing->stat_records = ing->stat_msgs = ing->stat_batches = 0;
+	ing->stat_at_ms = now;
+}
+
+static void
+ingest_loop(struct ingest *ing)
+{
+	while (!sig_stopping()) {
+		if (ing->resync) {
+			if (ingest_resync(ing) < 0)
+				ingest_backoff(ing);
+			continue;
+		}
+		ingest_collect(ing);
+		if (ingest_flush(ing) < 0)
+			ingest_backoff(ing);
+		ingest_stats(ing);
+	}
+}
+
+/* Connect and migrate, retrying while the database is not up. */
+static int
+ingest_db_start(struct ingest *ing)
+{
+	int rc;
+
+	for (;;) {
+		rc = db_connect(ing->db);
+		if (rc == 0)
+			rc = db_migrate(ing->db);
+		if (rc != -ENOTCONN || sig_stopping())
+			return rc;
+		poll(NULL, 0, 1000);
+	}
+}
+
+static void
+ingest_release(struct ingest *ing)
+{
+	/* Closing the consumer may call on_revoke, which uses the rest. */
+	kafka_consumer_free(ing->kc);
+	ingest_drop_msgs(ing);
+	free(ing->msgs);
+	free(ing->expected);
+	batch_release(&ing->batch);
+	map_release(&ing->absent);
+	fold_free(ing->fold);
+	db_free(ing->db);
+}
+
+int
+ingest_run(const struct store_config *cfg)
+{
+	struct ingest ing = {.cfg = cfg};
+	int rc;
+
+	batch_init(&ing.batch);
+	map_init(&ing.absent);
+	ing.db = db_new(cfg->pg, "parley-store");
+	ingest_fold_reset(&ing);
+	rc = kafka_ensure_topic(cfg->brokers, cfg->topic, cfg->partitions,
+				60000);
+	if (rc == 0)
+		rc = ingest_db_start(&ing);
+	if (rc == 0 && !sig_stopping()) {
+		ing.kc = kafka_consumer_new(cfg->brokers, cfg->group,
+					    cfg->topic, false, &ingest_ops,
+					    &ing);
+		rc = ing.kc ? 0 : -EINVAL;
+	}
+	if (rc == 0 && ing.kc) {
+		LOG_INFO("store.start", "consuming %s as %s", cfg->topic,
+			 cfg->group);
+		ingest_loop(&ing);
+	}
+	ingest_release(&ing);
+	return rc;
+}

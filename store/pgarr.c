@@ -1,0 +1,146 @@
+/* PostgreSQL text-format array literals ({"a","b",NULL}) built for the
+ * multi-row statements of db.c, with UTF-8 checked on the way in. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "xalloc.h"
+
+void
+pgarr_init(struct pgarr *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+void
+pgarr_release(struct pgarr *a)
+{
+	free(a->buf);
+	pgarr_init(a);
+}
+
+static void
+pgarr_reserve(struct pgarr *a, size_t more)
+{
+	size_t need = a->len + more + 2; /* room for "}" and NUL */
+
+	if (need <= a->cap)
+		return;
+	a->cap = a->cap ? a->cap : 64;
+	while (a->cap < need)
+		a->cap *= 2;
+	a->buf = xrealloc(a->buf, a->cap);
+}
+
+static void
+pgarr_put(struct pgarr *a, const char *s, size_t n)
+{
+	pgarr_reserve(a, n);
+	memcpy(a->buf + a->len, s, n);
+	a->len += n;
+}
+
+/* Open the literal or separate the next element. */
+static void
+pgarr_sep(struct pgarr *a)
+{
+	pgarr_put(a, a->n ? "," : "{", 1);
+	a->n++;
+}
+
+/* Length of the UTF-8 sequence at s, or 0 when it is not valid. */
+static size_t
+pgarr_utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n = c < 0x80 ? 1 : c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3
+				: c < 0xf5 ? 4 : 0;
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (n == 3 && c == 0xe0)
+		lo = 0xa0; /* overlong */
+	if (n == 3 && c == 0xed)
+		hi = 0x9f; /* surrogates */
+	if (n == 4 && c == 0xf0)
+		lo = 0x90; /* overlong */
+	if (n == 4 && c == 0xf4)
+		hi = 0x8f; /* above U+10FFFF */
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] < lo || s[i] > hi)
+			return 0;
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return n;
+}
+
+bool
+pgarr_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		size_t n = pgarr_utf8_len(p);
+
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+void
+pgarr_add_str(struct pgarr *a, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	pgarr_sep(a);
+	pgarr_put(a, "\"", 1);
+	while (*p) {
+		size_t n = pgarr_utf8_len(p);
+
+		if (n == 0) {
+			pgarr_put(a, "\xef\xbf\xbd", 3); /* U+FFFD */
+			p++;
+			continue;
+		}
+		if (*p == '"' || *p == '\\')
+			pgarr_put(a, "\\", 1);
+		pgarr_put(a, (const char *)p, n);
+		p += n;
+	}
+	pgarr_put(a, "\"", 1);
+}
+
+void
+pgarr_add_i64(struct pgarr *a, int64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%" PRId64, v);
+
+	pgarr_sep(a);
+	pgarr_put(a, num, (size_t)n);
+}
+
+void
+pgarr_add_null(struct pgarr *a)
+{
+	pgarr_sep(a);
+	pgarr_put(a, "NULL", 4);
+}
+
+const char *
+pgarr_str(struct pgarr *a)
+{
+	if (a->n == 0) {
+		pgarr_reserve(a, 2);
+		memcpy(a->buf, "{}", 3);
+		return a->buf;
+	}
+	/* Close in place without counting the brace, so adding goes on. */
+	a->buf[a->len] = '}';
+	a->buf[a->len + 1] = '\0';
+	return a->buf;
+}

@@ -1,0 +1,380 @@
+/* The store's request/reply server: Sync, History and ListRooms read from
+ * PostgreSQL on a thread of its own, with its own connection, and answer
+ * only what the asking user may see. One StoreRequest per NNG message. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "jwt.h"
+#include "log.h"
+#include "store.h"
+#include "xalloc.h"
+
+#define RPC_LIMIT_DEFAULT 100
+#define RPC_LIMIT_MAX 1000
+
+struct rpc {
+	nng_socket sock;
+	struct db *db;
+	pthread_t thread;
+};
+
+/* ---- replies ---- */
+
+static Parley__Internal__V1__StoreReply *
+rpc_reply_new(void)
+{
+	Parley__Internal__V1__StoreReply *rep = xmalloc(sizeof(*rep));
+
+	parley__internal__v1__store_reply__init(rep);
+	return rep;
+}
+
+static Parley__Internal__V1__StoreReply *
+rpc_error(int code, const char *msg, bool retryable, const char *room_id)
+{
+	Parley__Internal__V1__StoreReply *rep = rpc_reply_new();
+	Parley__V1__Error *e = xmalloc(sizeof(*e));
+
+	parley__v1__error__init(e);
+	e->code = (Parley__V1__ErrorCode)code;
+	e->message = xstrdup(msg);
+	e->retryable = retryable;
+	e->room_id = xstrdup(room_id ? room_id : "");
+	rep->reply_case = PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR;
+	rep->error = e;
+	return rep;
+}
+
+/* The reply to a failed query: the database is down, or something
+ * else went wrong (logged by db.c). */
+static Parley__Internal__V1__StoreReply *
+rpc_db_error(int rc, const char *room_id)
+{
+	if (rc == -ENOTCONN)
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+				 "history is unavailable, retry later", true,
+				 room_id);
+	return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL,
+			 "history query failed", false, room_id);
+}
+
+static Parley__Internal__V1__StoreReply *
+rpc_sync_result(const char *room_id, uint64_t last_seq)
+{
+	Parley__Internal__V1__StoreReply *rep = rpc_reply_new();
+	Parley__V1__SyncResult *sr = xmalloc(sizeof(*sr));
+
+	parley__v1__sync_result__init(sr);
+	sr->room_id = xstrdup(room_id);
+	sr->last_seq = last_seq;
+	rep->reply_case = PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_RESULT;
+	rep->sync_result = sr;
+	return rep;
+}
+
+void
+rpc_reply_free(Parley__Internal__V1__StoreReply *rep)
+{
+	if (rep == NULL)
+		return;
+	if (rep->reply_case == PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR) {
+		free(rep->error->message);
+		free(rep->error->room_id);
+		free(rep->error);
+	} else if (rep->reply_case ==
+		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_RESULT) {
+		free(rep->sync_result->room_id);
+		db_messages_free(rep->sync_result->messages,
+				 rep->sync_result->n_messages);
+		free(rep->sync_result);
+	} else if (rep->reply_case ==
+		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
+		db_rooms_free(rep->room_list->rooms, rep->room_list->n_rooms);
+		free(rep->room_list);
+	}
+	free(rep);
+}
+
+/* ---- requests ---- */
+
+static uint32_t
+rpc_limit(uint32_t asked)
+{
+	if (asked == 0)
+		return RPC_LIMIT_DEFAULT;
+	return asked > RPC_LIMIT_MAX ? RPC_LIMIT_MAX : asked;
+}
+
+enum rpc_verdict { RPC_READ, RPC_EMPTY_DM, RPC_NOT_FOUND, RPC_FORBIDDEN };
+
+/* May user read room, and up to which seq (*cap)? A member reads up to
+ * last_seq, a removed member up to when it left, and either user of a
+ * DM nobody has written to yet sees an empty room. */
+static enum rpc_verdict
+rpc_authorize(const char *room_id, const char *user,
+	      const struct db_access *a, uint64_t *cap)
+{
+	char u1[JWT_SUB_MAX + 1], u2[JWT_SUB_MAX + 1];
+
+	*cap = 0;
+	if (!a->room) {
+		if (fold_dm_parse(room_id, u1, u2) &&
+		    (strcmp(user, u1) == 0 || strcmp(user, u2) == 0))
+			return RPC_EMPTY_DM;
+		return RPC_NOT_FOUND;
+	}
+	if (!a->member)
+		return RPC_FORBIDDEN;
+	*cap = a->last_seq;
+	if (a->left && a->left_after < *cap)
+		*cap = a->left_after;
+	return RPC_READ;
+}
+
+/* Check access; on RPC_READ returns NULL with *cap set, else the reply. */
+static Parley__Internal__V1__StoreReply *
+rpc_check(struct db *db, const char *room_id, const char *user, uint64_t *cap)
+{
+	struct db_access a;
+	int rc = db_access(db, room_id, user, &a);
+
+	if (rc < 0)
+		return rpc_db_error(rc, room_id);
+	switch (rpc_authorize(room_id, user, &a, cap)) {
+	case RPC_READ:
+		return NULL;
+	case RPC_EMPTY_DM:
+		return rpc_sync_result(room_id, 0);
+	case RPC_NOT_FOUND:
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				 "no such room", false, room_id);
+	default:
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				 "not a member of this room", false, room_id);
+	}
+}
+
+/* Make the first limit of msgs sr's page (the caller asked for limit + 1:
+ * one more means has_more). sr takes the array over. */
+static void
+rpc_page(Parley__V1__SyncResult *sr, Parley__V1__Message **msgs, size_t n,
+	 uint32_t limit)
+{
+	sr->has_more = n > limit;
+	while (n > limit)
+		db_message_free(msgs[--n]);
+	sr->messages = msgs;
+	sr->n_messages = n;
+}
+
+static Parley__Internal__V1__StoreReply *
+rpc_sync(struct db *db, const char *user, const Parley__V1__Sync *s)
+{
+	uint32_t limit = rpc_limit(s->limit);
+	Parley__Internal__V1__StoreReply *rep;
+	Parley__V1__Message **msgs;
+	uint64_t cap;
+	size_t n;
+	int rc;
+
+	rep = rpc_check(db, s->room_id, user, &cap);
+	if (rep)
+		return rep;
+	rc = db_messages(db, s->room_id, s->after_seq, cap, limit + 1, false,
+			 &msgs, &n);
+	if (rc < 0)
+		return rpc_db_error(rc, s->room_id);
+	rep = rpc_sync_result(s->room_id, cap);
+	rpc_page(rep->sync_result, msgs, n, limit);
+	return rep;
+}
+
+static void
+rpc_reverse(Parley__V1__Message **msgs, size_t n)
+{
+	for (size_t i = 0; i < n / 2; i++) {
+		Parley__V1__Message *t = msgs[i];
+
+		msgs[i] = msgs[n - 1 - i];
+		msgs[n - 1 - i] = t;
+	}
+}
+
+static Parley__Internal__V1__StoreReply *
+rpc_history(struct db *db, const char *user, const Parley__V1__History *h)
+{
+	uint32_t limit = rpc_limit(h->limit);
+	Parley__Internal__V1__StoreReply *rep;
+	Parley__V1__Message **msgs;
+	uint64_t cap;
+	size_t n;
+	int rc;
+
+	rep = rpc_check(db, h->room_id, user, &cap);
+	if (rep)
+		return rep;
+	rep = rpc_sync_result(h->room_id, cap);
+	if (h->before_seq != 0 && h->before_seq - 1 < cap)
+		cap = h->before_seq - 1;
+	rc = db_messages(db, h->room_id, 0, cap, limit + 1, true, &msgs, &n);
+	if (rc < 0) {
+		rpc_reply_free(rep);
+		return rpc_db_error(rc, h->room_id);
+	}
+	rpc_page(rep->sync_result, msgs, n, limit);
+	rpc_reverse(msgs, rep->sync_result->n_messages);
+	return rep;
+}
+
+static Parley__Internal__V1__StoreReply *
+rpc_list_rooms(struct db *db, const char *user)
+{
+	Parley__Internal__V1__StoreReply *rep;
+	Parley__V1__RoomSummary **rooms;
+	Parley__V1__RoomList *rl;
+	size_t n;
+	int rc = db_rooms_of(db, user, &rooms, &n);
+
+	if (rc < 0)
+		return rpc_db_error(rc, NULL);
+	rl = xmalloc(sizeof(*rl));
+	parley__v1__room_list__init(rl);
+	rl->rooms = rooms;
+	rl->n_rooms = n;
+	rep = rpc_reply_new();
+	rep->reply_case = PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST;
+	rep->room_list = rl;
+	return rep;
+}
+
+/* The room a request names, or NULL for ListRooms. */
+static const char *
+rpc_room_of(const Parley__Internal__V1__StoreRequest *req)
+{
+	if (req->req_case == PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC)
+		return req->sync->room_id;
+	if (req->req_case == PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY)
+		return req->history->room_id;
+	return NULL;
+}
+
+Parley__Internal__V1__StoreReply *
+rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
+{
+	const char *room = rpc_room_of(req);
+	int rc;
+
+	if (!jwt_valid_user(req->user_id) ||
+	    (room && !pgarr_utf8_valid(room)))
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+				 "bad user or room id", false, NULL);
+	rc = db_connect(db);
+	if (rc < 0)
+		return rpc_db_error(rc, room);
+	switch (req->req_case) {
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC:
+		return rpc_sync(db, req->user_id, req->sync);
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY:
+		return rpc_history(db, req->user_id, req->history);
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS:
+		return rpc_list_rooms(db, req->user_id);
+	default:
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+				 "unknown store request", false, NULL);
+	}
+}
+
+/* ---- the server ---- */
+
+/* Decode, answer and encode one request message (freed here). */
+static nng_msg *
+rpc_serve(struct rpc *r, nng_msg *in)
+{
+	Parley__Internal__V1__StoreRequest *req;
+	Parley__Internal__V1__StoreReply *rep;
+	nng_msg *out;
+	size_t len;
+
+	req = parley__internal__v1__store_request__unpack(
+		NULL, nng_msg_len(in), nng_msg_body(in));
+	nng_msg_free(in);
+	if (req == NULL)
+		rep = rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+				"undecodable store request", false, NULL);
+	else
+		rep = rpc_handle(r->db, req);
+	len = parley__internal__v1__store_reply__get_packed_size(rep);
+	if (nng_msg_alloc(&out, len) != 0)
+		abort(); /* out of memory, as xmalloc would */
+	parley__internal__v1__store_reply__pack(rep, nng_msg_body(out));
+	rpc_reply_free(rep);
+	parley__internal__v1__store_request__free_unpacked(req, NULL);
+	return out;
+}
+
+static void *
+rpc_main(void *arg)
+{
+	struct rpc *r = arg;
+	nng_msg *in;
+	int rv;
+
+	for (;;) {
+		rv = nng_recvmsg(r->sock, &in, 0);
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0) {
+			LOG_WARN("store.rpc_recv", "receive: %s",
+				 nng_strerror(rv));
+			continue;
+		}
+		rv = bus_send(r->sock, rpc_serve(r, in), false);
+		if (rv < 0 && rv != -EBADF)
+			LOG_WARN("store.rpc_send", "reply: %s", strerror(-rv));
+	}
+	return NULL;
+}
+
+struct rpc *
+rpc_start(const struct store_config *cfg)
+{
+	struct rpc *r = xcalloc(1, sizeof(*r));
+	sigset_t stop, old;
+
+	if (bus_open(&r->sock, "rep") < 0) {
+		free(r);
+		return NULL;
+	}
+	if (bus_listen(r->sock, cfg->listen) < 0) {
+		nng_close(r->sock);
+		free(r);
+		return NULL;
+	}
+	r->db = db_new(cfg->pg, "parley-store-rpc");
+	/* Stop signals belong to the main thread, which drains the ingest. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	if (pthread_create(&r->thread, NULL, rpc_main, r) != 0)
+		abort();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	LOG_INFO("store.rpc_listen", "serving store requests on %s",
+		 cfg->listen);
+	return r;
+}
+
+void
+rpc_stop(struct rpc *r)
+{
+	if (r == NULL)
+		return;
+	nng_close(r->sock);
+	pthread_join(r->thread, NULL);
+	db_free(r->db);
+	free(r);
+}

@@ -1,0 +1,130 @@
+/* Unit tests of the RPC rules that need no database: limits, who may
+ * read what, paging, and the answers to bad requests and a dead server. */
+#include "rpc.c"
+
+#include "test.h"
+
+static void
+test_limit(void)
+{
+	CHECK_EQ_INT(rpc_limit(0), 100);
+	CHECK_EQ_INT(rpc_limit(1), 1);
+	CHECK_EQ_INT(rpc_limit(1000), 1000);
+	CHECK_EQ_INT(rpc_limit(1001), 1000);
+	CHECK_EQ_INT(rpc_limit(UINT32_MAX), 1000);
+}
+
+static void
+test_authorize(void)
+{
+	struct db_access none = {0};
+	struct db_access member = {.room = true, .member = true, .last_seq = 9};
+	struct db_access left = {.room = true, .member = true, .left = true,
+				 .left_after = 4, .last_seq = 9};
+	struct db_access stranger = {.room = true, .last_seq = 9};
+	uint64_t cap = 77;
+
+	CHECK_EQ_INT(rpc_authorize("dm:alice:bob", "bob", &none, &cap),
+		     RPC_EMPTY_DM);
+	CHECK_EQ_INT(cap, 0);
+	CHECK_EQ_INT(rpc_authorize("dm:alice:bob", "carol", &none, &cap),
+		     RPC_NOT_FOUND);
+	CHECK_EQ_INT(rpc_authorize("dm:bob:alice", "bob", &none, &cap),
+		     RPC_NOT_FOUND);
+	CHECK_EQ_INT(rpc_authorize("g1", "bob", &none, &cap), RPC_NOT_FOUND);
+	CHECK_EQ_INT(rpc_authorize("g1", "bob", &member, &cap), RPC_READ);
+	CHECK_EQ_INT(cap, 9);
+	CHECK_EQ_INT(rpc_authorize("g1", "bob", &left, &cap), RPC_READ);
+	CHECK_EQ_INT(cap, 4);
+	CHECK_EQ_INT(rpc_authorize("g1", "bob", &stranger, &cap),
+		     RPC_FORBIDDEN);
+}
+
+static Parley__V1__Message **
+messages(size_t n)
+{
+	Parley__V1__Message **msgs = xcalloc(n, sizeof(*msgs));
+
+	for (size_t i = 0; i < n; i++) {
+		msgs[i] = xmalloc(sizeof(**msgs));
+		parley__v1__message__init(msgs[i]);
+		msgs[i]->room_id = xstrdup("r");
+		msgs[i]->sender_id = xstrdup("s");
+		msgs[i]->client_msg_id = xstrdup("c");
+		msgs[i]->body = xstrdup("b");
+		msgs[i]->seq = i + 1;
+	}
+	return msgs;
+}
+
+static void
+test_page(void)
+{
+	Parley__Internal__V1__StoreReply *rep = rpc_sync_result("r", 5);
+
+	rpc_page(rep->sync_result, messages(3), 3, 2);
+	CHECK(rep->sync_result->has_more);
+	CHECK_EQ_INT(rep->sync_result->n_messages, 2);
+	CHECK_EQ_INT(rep->sync_result->messages[1]->seq, 2);
+	rpc_reverse(rep->sync_result->messages, 2);
+	CHECK_EQ_INT(rep->sync_result->messages[0]->seq, 2);
+	rpc_reply_free(rep);
+	rep = rpc_sync_result("r", 5);
+	rpc_page(rep->sync_result, messages(2), 2, 2);
+	CHECK(!rep->sync_result->has_more);
+	CHECK_EQ_INT(rep->sync_result->n_messages, 2);
+	rpc_reply_free(rep);
+}
+
+static Parley__Internal__V1__StoreReply *
+sync_as(struct db *db, const char *user, const char *room)
+{
+	Parley__Internal__V1__StoreRequest req =
+		PARLEY__INTERNAL__V1__STORE_REQUEST__INIT;
+	Parley__V1__Sync s = PARLEY__V1__SYNC__INIT;
+
+	req.user_id = (char *)user;
+	req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC;
+	req.sync = &s;
+	s.room_id = (char *)room;
+	return rpc_handle(db, &req);
+}
+
+static void
+test_bad_requests(void)
+{
+	Parley__Internal__V1__StoreReply *rep;
+
+	rep = sync_as(NULL, "no:colon", "g1");
+	CHECK_EQ_INT(rep->reply_case,
+		     PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR);
+	CHECK_EQ_INT(rep->error->code,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST);
+	CHECK(!rep->error->retryable);
+	rpc_reply_free(rep);
+	rep = sync_as(NULL, "bob", "bad\xff");
+	CHECK_EQ_INT(rep->error->code,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST);
+	rpc_reply_free(rep);
+}
+
+static void
+test_dead_database_is_retryable(void)
+{
+	struct db *db = db_new("host=127.0.0.1 port=1 dbname=x user=x "
+			       "connect_timeout=1",
+			       "test");
+	Parley__Internal__V1__StoreReply *rep = sync_as(db, "bob", "g1");
+
+	CHECK_EQ_INT(rep->reply_case,
+		     PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR);
+	CHECK_EQ_INT(rep->error->code,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE);
+	CHECK(rep->error->retryable);
+	CHECK_EQ_STR(rep->error->room_id, "g1");
+	rpc_reply_free(rep);
+	db_free(db);
+}
+
+TEST_MAIN(TEST(test_limit), TEST(test_authorize), TEST(test_page),
+	  TEST(test_bad_requests), TEST(test_dead_database_is_retryable))

@@ -1,0 +1,176 @@
+# Helpers for integration tests (sourced). tests/run.sh starts one Kafka
+# and one PostgreSQL for the suite; each test gets its own topic, consumer
+# groups and database, starts real parley binaries on free loopback ports,
+# and stops everything it started when it exits.
+#
+# Needs: PARLEY_TEST_KAFKA (brokers), PARLEY_TEST_PG_PORT, PARLEY_BIN.
+
+set -euo pipefail
+
+: "${PARLEY_BIN:?run integration tests through tests/run.sh}"
+: "${PARLEY_TEST_KAFKA:?}" "${PARLEY_TEST_PG_PORT:?}"
+
+TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")/tools" && pwd)
+export PARLEY_JWT_SECRET=integration-test-secret-0123456789
+export PARLEY_KAFKA_BROKERS=$PARLEY_TEST_KAFKA
+export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
+export PATH="$PARLEY_BIN:$PATH"
+
+# lib_init NAME: a temp folder, a topic, groups and a database for this test.
+lib_init() {
+	T=$(mktemp -d "/tmp/parley-it-$1.XXXXXX")
+	local id
+	id="$1_$(date +%s)_$RANDOM"
+	id=${id//-/_}
+	export PARLEY_TOPIC="it.$id"
+	export PARLEY_PARTITIONS=${PARLEY_PARTITIONS:-4}
+	export PARLEY_ROUTER_GROUP="router.$id"
+	export PARLEY_STORE_GROUP="store.$id"
+	export PARLEY_PG="host=127.0.0.1 port=$PARLEY_TEST_PG_PORT dbname=$id user=parley"
+	psql -q -h 127.0.0.1 -p "$PARLEY_TEST_PG_PORT" -U parley -d parley \
+		-c "CREATE DATABASE $id" >/dev/null
+	PRESENCE_PORT=$(free_port)
+	PRESENCE_PUB_PORT=$(free_port)
+	STORE_PORT=$(free_port)
+	export PARLEY_PRESENCE_LISTEN="tcp://127.0.0.1:$PRESENCE_PORT"
+	export PARLEY_PRESENCE_URL=$PARLEY_PRESENCE_LISTEN
+	export PARLEY_PRESENCE_PUB="tcp://127.0.0.1:$PRESENCE_PUB_PORT"
+	export PARLEY_STORE_LISTEN="tcp://127.0.0.1:$STORE_PORT"
+	export PARLEY_STORE_URL=$PARLEY_STORE_LISTEN
+	ROUTER_URLS=""
+	trap lib_cleanup EXIT
+}
+
+lib_cleanup() {
+	local rc=$?
+	stop_all
+	if [ "$rc" -ne 0 ]; then
+		echo "--- logs of the failed test ($T) ---" >&2
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "== $f" >&2
+			tail -n 30 "$f" >&2
+		done
+	else
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# start NAME CMD...: run a process in the background, logging to $T/NAME.log.
+start() {
+	local name=$1
+	shift
+	"$@" >>"$T/$name.log" 2>&1 &
+	echo "$!" >"$T/$name.pid"
+}
+
+# stop NAME [SIGNAL]: stop one process and wait for it (bounded).
+stop() {
+	local pid sig=${2:-TERM}
+	pid=$(cat "$T/$1.pid" 2>/dev/null) || return 0
+	kill "-$sig" "$pid" 2>/dev/null || true
+	for _ in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	rm -f "$T/$1.pid"
+}
+
+stop_all() {
+	local f
+	for f in "$T"/*.pid; do
+		[ -f "$f" ] || continue
+		stop "$(basename "$f" .pid)"
+	done
+}
+
+start_presence() {
+	start presence parley-presence
+}
+
+start_store() {
+	start store parley-store
+}
+
+# start_router N: router number N with its own ingress port.
+start_router() {
+	local port var="ROUTER_PORT_$1"
+	port=${!var:-$(free_port)}
+	eval "ROUTER_PORT_$1=$port"
+	case ",$ROUTER_URLS," in
+	*",tcp://127.0.0.1:$port,"*) ;;
+	*) ROUTER_URLS="${ROUTER_URLS:+$ROUTER_URLS,}tcp://127.0.0.1:$port" ;;
+	esac
+	PARLEY_ROUTER_LISTEN="tcp://127.0.0.1:$port" start "router$1" parley-router
+}
+
+# start_gateway N: gateway number N; its WebSocket port is in GW_PORT_N.
+start_gateway() {
+	local port nng var="GW_PORT_$1" nvar="GW_NNG_$1"
+	port=${!var:-$(free_port)}
+	nng=${!nvar:-$(free_port)}
+	eval "GW_PORT_$1=$port GW_NNG_$1=$nng"
+	PARLEY_GATEWAY_PORT=$port PARLEY_GATEWAY_NNG="tcp://127.0.0.1:$nng" \
+		PARLEY_ROUTERS=$ROUTER_URLS start "gateway$1" parley-gateway
+	wait_ready "$port"
+}
+
+# wait_ready PORT: until the gateway's /readyz answers 200 (bounded).
+wait_ready() {
+	for _ in $(seq 300); do
+		if curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "gateway on port $1 never became ready"
+}
+
+# start_stack: presence, store, one router, gateways 1 and 2.
+start_stack() {
+	start_presence
+	start_store
+	start_router 1
+	start_gateway 1
+	start_gateway 2
+}
+
+url() {
+	local var="GW_PORT_$1"
+	echo "ws://127.0.0.1:${!var}/"
+}
+
+# wait_file_line FILE PATTERN SECONDS: until FILE has a line matching.
+wait_file_line() {
+	for _ in $(seq $(($3 * 10))); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "no line matching '$2' in $1 after $3 s"
+}
+
+wsclient() {
+	python3 "$TOOLS/wsclient.py" "$@"
+}
+
+# json_field FILE FIELD: that field of every JSON line, one per line.
+json_field() {
+	python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line:
+        print(json.loads(line).get(sys.argv[2]))' "$1" "$2"
+}
