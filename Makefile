@@ -31,7 +31,8 @@ TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
               clients/cli/*_test.c)
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
 
-.PHONY: all deps unit test integration run lint format format-check asan clean
+.PHONY: all deps unit test integration run lint proto-lint format format-check \
+        asan clean
 all: $(BINS) $(TESTBINS)
 
 deps:
@@ -82,7 +83,7 @@ unit: $(TESTBINS)
 # The full suite: installs what is missing, builds, runs unit tests, then
 # the integration tests against a real Kafka and PostgreSQL.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all proto-lint
 	@tests/run.sh
 
 integration: all
@@ -99,6 +100,19 @@ lint: $(PB_H)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -Icommon -I$(GEN) \
 	    $(filter %.c,$(C_SRCS))
+
+# buf from the npm registry, pinned, kept in the user's cache.
+BUF_VERSION = 1.75.0
+BUF = $(HOME)/.cache/parley/buf-$(BUF_VERSION)/node_modules/.bin/buf
+$(BUF):
+	npm install --silent --no-audit --no-fund \
+	    --prefix $(HOME)/.cache/parley/buf-$(BUF_VERSION) @bufbuild/buf@$(BUF_VERSION)
+
+# The contract: buf lint, and no breaking change against main's protos.
+proto-lint: $(BUF)
+	$(BUF) lint proto
+	@if git rev-parse -q --verify main >/dev/null; then \
+	    $(BUF) breaking proto --against '.git#branch=main,subdir=proto'; fi
 
 format:
 	clang-format-14 -i $(C_SRCS)

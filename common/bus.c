@@ -227,9 +227,7 @@ static const int bus_errno_map[][2] = {
 	{NNG_ECONNSHUT, ESHUTDOWN},
 };
 
-/* NNG_ECLOSED (socket closed) becomes -EBADF and NNG_ESTATE (e.g. a rep
- * reply with no request) -EPROTO; system errors keep their errno, and
- * whatever else a transport reports is -EIO. */
+/* System errors (NNG_ESYSERR) keep their errno. */
 int
 bus_err(int nng_rv)
 {
@@ -270,7 +268,6 @@ bus_setup(nng_socket s, const char *proto)
 	return rv;
 }
 
-/* A "sub" socket comes back subscribed to every message. */
 int
 bus_open(nng_socket *s, const char *proto)
 {
@@ -317,7 +314,6 @@ bus_dial(nng_socket s, const char *url)
 	return bus_err(rv);
 }
 
-/* A NULL msg (an empty batch taken) sends nothing and returns 0. */
 int
 bus_send(nng_socket s, nng_msg *msg, bool nonblock)
 {

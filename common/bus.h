@@ -46,11 +46,14 @@ void bus_iter_init(struct bus_iter *it, const void *buf, size_t len);
  * batch is malformed (the rest is then skipped). */
 int bus_iter_next(struct bus_iter *it, const uint8_t **item, size_t *len);
 
-/* NNG error code to negative errno (NNG_ETIMEDOUT -> -ETIMEDOUT, ...). */
+/* NNG error code to negative errno (NNG_ETIMEDOUT -> -ETIMEDOUT, ...;
+ * NNG_ECLOSED -> -EBADF, NNG_ESTATE -> -EPROTO, unknown -> -EIO). */
 int bus_err(int nng_rv);
 
 /* Open a socket of the given protocol ("push", "pull", "req", "rep",
- * "pub", "sub") with NNG_OPT_RECVMAXSZ set to BUS_MAX_MSG. 0 or -errno. */
+ * "pub", "sub") with NNG_OPT_RECVMAXSZ set to BUS_MAX_MSG. A "sub" socket
+ * comes subscribed to everything (batches all start alike, so topics could
+ * not tell them apart). 0 or -errno (-EINVAL for an unknown protocol). */
 int bus_open(nng_socket *s, const char *proto);
 /* Listen on url; logs and returns -errno on failure. */
 int bus_listen(nng_socket s, const char *url);
@@ -58,7 +61,8 @@ int bus_listen(nng_socket s, const char *url);
 int bus_dial(nng_socket s, const char *url);
 /* Send msg; ownership passes to NNG on success and the message is freed on
  * failure, so the caller never keeps it. nonblock: NNG_FLAG_NONBLOCK.
- * Returns 0 or -errno (-EAGAIN when it would block). */
+ * Returns 0 or -errno (-EAGAIN when it would block). msg NULL (an empty
+ * batch taken) sends nothing and returns 0. */
 int bus_send(nng_socket s, nng_msg *msg, bool nonblock);
 /* File descriptor that polls readable when the socket can receive. */
 int bus_recv_fd(nng_socket s, int *fd);

@@ -16,8 +16,8 @@
 
 /* Schemes of the transports built into NNG 1.5.2 (zt is not in Debian's). */
 static const char *const config_schemes[] = {
-	"inproc", "ipc",    "unix",	  "abstract",  "tcp",	   "tcp4",
-	"tcp6",	  "ws",	    "ws4",	  "ws6",       "wss",	   "wss4",
+	"inproc", "ipc",     "unix",	 "abstract", "tcp", "tcp4",
+	"tcp6",	  "ws",	     "ws4",	 "ws6",	     "wss", "wss4",
 	"wss6",	  "tls+tcp", "tls+tcp4", "tls+tcp6", NULL,
 };
 
@@ -134,6 +134,14 @@ config_join(char *dst, size_t cap, const char *const *choices)
 	}
 }
 
+/* Stop start-up: "config: NAME must be WHAT, got "VALUE"". */
+__attribute__((noreturn)) static void
+config_invalid(const char *name, const char *what, const char *value)
+{
+	log_fatal("config.invalid", "config: %s must be %s, got \"%.200s\"",
+		  name, what, value);
+}
+
 const char *
 config_str(const char *name, const char *def)
 {
@@ -157,14 +165,16 @@ int64_t
 config_int(const char *name, int64_t def, int64_t min, int64_t max)
 {
 	const char *v = config_str(name, NULL);
+	char what[96];
 	int64_t out;
 
 	if (v == NULL)
 		return def;
-	if (config_parse_int(v, min, max, &out) != 0)
-		log_fatal("config.invalid",
-			  "config: %s must be an integer in [%lld, %lld], got \"%.200s\"",
-			  name, (long long)min, (long long)max, v);
+	if (config_parse_int(v, min, max, &out) != 0) {
+		snprintf(what, sizeof(what), "an integer in [%lld, %lld]",
+			 (long long)min, (long long)max);
+		config_invalid(name, what, v);
+	}
 	return out;
 }
 
@@ -177,9 +187,8 @@ config_bool(const char *name, int def)
 	if (v == NULL)
 		return def;
 	if (config_parse_bool(v, &out) != 0)
-		log_fatal("config.invalid",
-			  "config: %s must be a boolean (1/0, true/false, yes/no, on/off), got \"%.200s\"",
-			  name, v);
+		config_invalid(
+			name, "a boolean (1/0, true/false, yes/no, on/off)", v);
 	return out;
 }
 
@@ -191,9 +200,7 @@ config_url(const char *name, const char *def)
 	if (v == NULL)
 		return def;
 	if (config_parse_url(v) != 0)
-		log_fatal("config.invalid",
-			  "config: %s must be an NNG URL (tcp://host:port, ipc:///path, inproc://name, ...), got \"%.200s\"",
-			  name, v);
+		config_invalid(name, "an NNG URL like tcp://host:port", v);
 	return v;
 }
 
@@ -201,16 +208,15 @@ int
 config_choice(const char *name, int def, const char *const *choices)
 {
 	const char *v = config_str(name, NULL);
-	char list[256];
+	char what[256];
 	int out;
 
 	if (v == NULL)
 		return def;
 	if (config_parse_choice(v, choices, &out) != 0) {
-		config_join(list, sizeof(list), choices);
-		log_fatal("config.invalid",
-			  "config: %s must be one of %s, got \"%.200s\"", name,
-			  list, v);
+		strcpy(what, "one of ");
+		config_join(what + 7, sizeof(what) - 7, choices);
+		config_invalid(name, what, v);
 	}
 	return out;
 }
@@ -223,7 +229,7 @@ config_secret(const char *name, size_t min_len)
 
 	if (v == NULL)
 		log_fatal("config.missing",
-			  "config: %s is required (a secret of at least %zu bytes) but unset",
+			  "config: %s is required (a secret of >= %zu bytes)",
 			  name, min_len);
 	if (strlen(v) < min_len)
 		log_fatal("config.invalid",

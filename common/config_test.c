@@ -1,6 +1,6 @@
 /* Unit tests for config.c: the parsers directly, then the exiting getters
  * in forked children whose exit status and stderr are checked. */
-#include "config.c"
+#include "config.c" // NOLINT(bugprone-suspicious-include)
 
 #include "test.h"
 
@@ -63,15 +63,23 @@ static void
 test_parse_url(void)
 {
 	static const char *const good[] = {
-		"tcp://127.0.0.1:7000", "tcp://*:7000",	   "tcp://[::1]:7000",
+		"tcp://127.0.0.1:7000", "tcp://*:7000",	     "tcp://[::1]:7000",
 		"tcp4://host:0",	"ipc:///tmp/parley", "inproc://router",
 		"ws://host/path",	"tls+tcp://h:443",   "abstract://x",
 	};
 	static const char *const bad[] = {
-		"",	       "127.0.0.1:7000",   "http://host:80",
-		"tcp://",      "tcp://host",	   "tcp://host:port",
-		"tcp://h:70000", "tcp://[::1]",	   "inproc://",
-		"tcp:/h:1",    "TCP://h:1",	   "tcp://h:-1",
+		"",
+		"127.0.0.1:7000",
+		"http://host:80",
+		"tcp://",
+		"tcp://host",
+		"tcp://host:port",
+		"tcp://h:70000",
+		"tcp://[::1]",
+		"inproc://",
+		"tcp:/h:1",
+		"TCP://h:1",
+		"tcp://h:-1",
 	};
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -139,8 +147,7 @@ test_set_values(void)
 	setenv("PARLEY_TEST_X", "B", 1);
 	CHECK_EQ_INT(config_choice("PARLEY_TEST_X", 0, levels), 1);
 	setenv("PARLEY_TEST_X", "tcp://127.0.0.1:7001", 1);
-	CHECK_EQ_STR(config_url("PARLEY_TEST_X", NULL),
-		     "tcp://127.0.0.1:7001");
+	CHECK_EQ_STR(config_url("PARLEY_TEST_X", NULL), "tcp://127.0.0.1:7001");
 	setenv("PARLEY_TEST_X", "0123456789abcdef", 1);
 	CHECK_EQ_STR(config_secret("PARLEY_TEST_X", 16), "0123456789abcdef");
 	unsetenv("PARLEY_TEST_X");
@@ -166,7 +173,8 @@ run_child(void (*fn)(void), char *out, size_t cap)
 		_exit(0);
 	}
 	close(fds[1]);
-	while (len + 1 < cap && (n = read(fds[0], out + len, cap - len - 1)) > 0)
+	while (len + 1 < cap &&
+	       (n = read(fds[0], out + len, cap - len - 1)) > 0)
 		len += (size_t)n;
 	out[len] = '\0';
 	close(fds[0]);
@@ -250,7 +258,8 @@ test_exits(void)
 	CHECK_EQ_INT(run_child(bad_bool, out, sizeof(out)), 2);
 	CHECK(strstr(out, "PARLEY_TEST_BOOL must be a boolean") != NULL);
 	CHECK_EQ_INT(run_child(bad_url, out, sizeof(out)), 2);
-	CHECK(strstr(out, "PARLEY_ROUTER_URL must be an NNG URL") != NULL);
+	CHECK(strstr(out, "PARLEY_ROUTER_URL must be an NNG URL like "
+			  "tcp://host:port, got \\\"http://x:1\\\"") != NULL);
 	CHECK_EQ_INT(run_child(bad_choice, out, sizeof(out)), 2);
 	CHECK(strstr(out, "PARLEY_TEST_LEVEL must be one of debug, info, got "
 			  "\\\"loud\\\"") != NULL);

@@ -262,9 +262,8 @@ jwt_json_int(struct jwt_json *j, int64_t *out)
 	bool neg = jwt_json_eat(j, '-');
 	uint64_t v = 0;
 
-	if (!jwt_is_digit(j) ||
-	    (*j->p == '0' && j->p + 1 < j->end && j->p[1] >= '0' &&
-	     j->p[1] <= '9'))
+	if (!jwt_is_digit(j) || (*j->p == '0' && j->p + 1 < j->end &&
+				 j->p[1] >= '0' && j->p[1] <= '9'))
 		return -EBADMSG;
 	while (jwt_is_digit(j)) {
 		unsigned d = (unsigned)(*j->p++ - '0');
@@ -600,8 +599,9 @@ jwt_sign(const char *secret, const char *sub, int64_t now, int64_t exp)
 
 	if (!jwt_valid_user(sub))
 		return NULL;
-	n = snprintf(body, sizeof(body), "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
-		     sub, (long long)now, (long long)exp);
+	n = snprintf(body, sizeof(body),
+		     "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld}", sub,
+		     (long long)now, (long long)exp);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return NULL;
 	len = jwt_b64_encode(text, head, strlen(head));

@@ -1,6 +1,6 @@
 /* Unit tests for jwt.c: base64url, the JSON scanner, and token checks
  * against vectors computed outside parley (Python's hmac and hashlib). */
-#include "jwt.c"
+#include "jwt.c" // NOLINT(bugprone-suspicious-include)
 
 #include "test.h"
 
@@ -132,8 +132,8 @@ json_string_of(const char *in, char *out, size_t cap, size_t *len)
 static void
 test_json_strings(void)
 {
-	char out[32];
-	size_t len;
+	char out[32] = "";
+	size_t len = 0;
 
 	CHECK_EQ_INT(json_string_of("\"a\\\"b\\\\c\\/\\n\\t\"", out, 32, &len),
 		     0);
@@ -260,7 +260,7 @@ test_nested_vector(void)
 static void
 test_jwtio_vector_has_no_exp(void)
 {
-	struct jwt_parts t;
+	struct jwt_parts t = {0};
 	struct jwt_claims c;
 
 	CHECK_EQ_INT(jwt_split(vector_jwtio, &t), 0);
@@ -273,7 +273,7 @@ test_jwtio_vector_has_no_exp(void)
 static void
 test_round_trip(void)
 {
-	struct jwt_claims c;
+	struct jwt_claims c = {.exp = 0};
 	char *t = jwt_sign(SECRET, "carol.x@example-1_2", 1000, 2000);
 
 	CHECK(t != NULL);
@@ -362,8 +362,7 @@ test_other_algs(void)
 		     -EBADMSG);
 	CHECK_EQ_INT(verify_head("{\"alg\":\"HS256\",\"crit\":[\"x\"]}"),
 		     -EBADMSG);
-	CHECK_EQ_INT(verify_head("{\"alg\":\"HS256\",\"kid\":{\"a\":[1]}}"),
-		     0);
+	CHECK_EQ_INT(verify_head("{\"alg\":\"HS256\",\"kid\":{\"a\":[1]}}"), 0);
 	CHECK_EQ_INT(verify_head("[\"alg\",\"HS256\"]"), -EBADMSG);
 }
 
@@ -386,9 +385,9 @@ test_claims(void)
 
 	CHECK_EQ_INT(verify_body("{\"sub\":\"alice\"}", &c), -EBADMSG);
 	CHECK_EQ_INT(verify_body("{\"exp\":1900000000}", &c), -EBADMSG);
-	CHECK_EQ_INT(verify_body("{\"sub\":\"alice\",\"exp\":\"1900000000\"}",
-				 &c),
-		     -EBADMSG);
+	CHECK_EQ_INT(
+		verify_body("{\"sub\":\"alice\",\"exp\":\"1900000000\"}", &c),
+		-EBADMSG);
 	CHECK_EQ_INT(verify_body("{\"sub\":\"alice\",\"exp\":1.9e9}", &c),
 		     -EBADMSG);
 	CHECK_EQ_INT(verify_body("{\"sub\":\"alice\",\"exp\":1900000000,"
@@ -399,16 +398,15 @@ test_claims(void)
 				 "\"exp\":1900000001}",
 				 &c),
 		     -EBADMSG);
-	CHECK_EQ_INT(verify_body("{\"sub\":\"al:ice\",\"exp\":1900000000}",
-				 &c),
+	CHECK_EQ_INT(verify_body("{\"sub\":\"al:ice\",\"exp\":1900000000}", &c),
 		     -EBADMSG);
 	CHECK_EQ_INT(verify_body("{\"sub\":\"\",\"exp\":1900000000}", &c),
 		     -EBADMSG);
 	CHECK_EQ_INT(verify_body("{\"sub\":7,\"exp\":1900000000}", &c),
 		     -EBADMSG);
-	CHECK_EQ_INT(verify_body("{\"sub\":\"alice\",\"exp\":1900000000} {}",
-				 &c),
-		     -EBADMSG);
+	CHECK_EQ_INT(
+		verify_body("{\"sub\":\"alice\",\"exp\":1900000000} {}", &c),
+		-EBADMSG);
 	CHECK_EQ_INT(verify_body("{\"sub\":\"alice\",\"exp\":1900000000,"
 				 "\"verylongclaimname\":[{},{\"sub\":1}]}",
 				 &c),
@@ -536,6 +534,13 @@ test_too_many_dots(void)
 	free(t);
 }
 
+static bool
+claims_equal(const struct jwt_claims *a, const struct jwt_claims *b)
+{
+	return memcmp(a->sub, b->sub, sizeof(a->sub)) == 0 &&
+	       a->exp == b->exp && a->iat == b->iat;
+}
+
 static void
 test_out_untouched_on_error(void)
 {
@@ -545,9 +550,9 @@ test_out_untouched_on_error(void)
 	memset(&c, 0x5a, sizeof(c));
 	before = c;
 	CHECK_EQ_INT(jwt_verify(SECRET, t, 300, &c), -EKEYEXPIRED);
-	CHECK(memcmp(&c, &before, sizeof(c)) == 0);
+	CHECK(claims_equal(&c, &before));
 	CHECK_EQ_INT(jwt_verify("wrong", t, 150, &c), -EPERM);
-	CHECK(memcmp(&c, &before, sizeof(c)) == 0);
+	CHECK(claims_equal(&c, &before));
 	free(t);
 }
 

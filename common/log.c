@@ -21,8 +21,8 @@
 #define LOG_ID_RESERVE 64
 #define LOG_MSG_RESERVE 8
 
-static const char *const log_level_names[] = {"debug", "info", "warn",
-					      "error", NULL};
+static const char *const log_level_names[] = {"debug", "info", "warn", "error",
+					      NULL};
 
 /* Set by log_init before threads start; only read afterwards. */
 static char log_svc[64] = "parley";
@@ -77,8 +77,7 @@ log_escape_one(const unsigned char *s, size_t n, char tmp[8], size_t *used)
 
 	*used = len ? len : 1;
 	if (len == 0) {
-		memcpy(tmp, "\\ufffd", 6);
-		return 6;
+		return (size_t)snprintf(tmp, 8, "\\ufffd");
 	}
 	if (s[0] == '"' || s[0] == '\\') {
 		tmp[0] = '\\';
@@ -215,8 +214,8 @@ log_init(const char *service)
 bool
 log_enabled(enum log_level level)
 {
-	return (int)level >= atomic_load_explicit(&log_min_level,
-						  memory_order_relaxed);
+	return (int)level >=
+	       atomic_load_explicit(&log_min_level, memory_order_relaxed);
 }
 
 void

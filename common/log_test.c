@@ -1,6 +1,6 @@
 /* Unit tests for log.c: escaping and UTF-8 repair, the line format, level
  * filtering, cutting of long messages, and whole lines from many threads. */
-#include "log.c"
+#include "log.c" // NOLINT(bugprone-suspicious-include)
 
 #include "test.h"
 
@@ -44,12 +44,13 @@ test_escape_utf8(void)
 		     "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
 	/* Stray, overlong, surrogate, too large, cut short: each bad byte
 	 * becomes U+FFFD. */
-	CHECK_EQ_STR(esc("a\xff" "b"), "a\\ufffdb");
+	CHECK_EQ_STR(esc("a\xff"
+			 "b"),
+		     "a\\ufffdb");
 	CHECK_EQ_STR(esc("\xc0\xaf"), "\\ufffd\\ufffd");
 	CHECK_EQ_STR(esc("\xe0\x80\xaf"), "\\ufffd\\ufffd\\ufffd");
 	CHECK_EQ_STR(esc("\xed\xa0\x80"), "\\ufffd\\ufffd\\ufffd");
-	CHECK_EQ_STR(esc("\xf4\x90\x80\x80"),
-		     "\\ufffd\\ufffd\\ufffd\\ufffd");
+	CHECK_EQ_STR(esc("\xf4\x90\x80\x80"), "\\ufffd\\ufffd\\ufffd\\ufffd");
 	CHECK_EQ_STR(esc("\xe2\x82"), "\\ufffd\\ufffd");
 	CHECK_EQ_STR(esc("\x80x"), "\\ufffdx");
 }
@@ -145,10 +146,11 @@ test_levels(void)
 
 	CHECK(strstr(out, "t.debug") == NULL);
 	CHECK(strstr(out, "t.info") == NULL);
-	CHECK(strstr(out, "\"level\":\"warn\",\"svc\":\"svc\",\"id\":\"t.warn\"") !=
+	CHECK(strstr(out,
+		     "\"level\":\"warn\",\"svc\":\"svc\",\"id\":\"t.warn\"") !=
 	      NULL);
-	CHECK(strstr(out, "\"level\":\"error\",\"svc\":\"svc\",\"id\":\"t.error\"") !=
-	      NULL);
+	CHECK(strstr(out, "\"level\":\"error\",\"svc\":\"svc\",\"id\":\"t."
+			  "error\"") != NULL);
 	CHECK(!log_enabled(LOG_LEVEL_INFO));
 	CHECK(log_enabled(LOG_LEVEL_WARN));
 	setenv("PARLEY_LOG_LEVEL", "debug", 1);
@@ -212,18 +214,21 @@ test_long_message_cut(void)
 	CHECK((size_t)(nl - out + 1) > LOG_LINE_MAX - 64);
 	CHECK(strncmp(nl - 5, "...\"}", 5) == 0);
 	CHECK(strstr(out, "qq\\\"qq") != NULL);
-	CHECK(strstr(nl + 1, "\"id\":\"t.after\",\"msg\":\"short\"}\n") != NULL);
+	CHECK(strstr(nl + 1, "\"id\":\"t.after\",\"msg\":\"short\"}\n") !=
+	      NULL);
 }
 
 #define THREADS 8
 #define LINES 300
+
+static const char thread_letters[THREADS] = "abcdefgh";
 
 static void *
 thread_main(void *arg)
 {
 	char filler[400];
 
-	memset(filler, 'a' + (int)(intptr_t)arg, sizeof(filler) - 1);
+	memset(filler, *(const char *)arg, sizeof(filler) - 1);
 	filler[sizeof(filler) - 1] = '\0';
 	for (int i = 0; i < LINES; i++)
 		LOG_INFO("t.thread", "%d %s", i, filler);
@@ -235,8 +240,9 @@ write_threads(void)
 {
 	pthread_t t[THREADS];
 
-	for (intptr_t i = 0; i < THREADS; i++)
-		pthread_create(&t[i], NULL, thread_main, (void *)i);
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, thread_main,
+			       (void *)&thread_letters[i]);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
 }

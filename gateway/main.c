@@ -29,7 +29,7 @@ gw_config(struct gw_config *c)
 	c->store_url = config_url("PARLEY_STORE_URL", "tcp://127.0.0.1:7301");
 	c->presence_url = config_url("PARLEY_PRESENCE_URL",
 				     "tcp://127.0.0.1:7401");
-	c->secret = config_secret("PARLEY_JWT_SECRET", 16);
+	c->secret = config_secret("PARLEY_JWT_SECRET", 32);
 	c->auth_timeout_ms = (int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000,
 					     100, 600000);
 	c->max_frame = (int)config_int("PARLEY_MAX_FRAME", 64 * 1024 + 512,

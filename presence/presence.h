@@ -57,7 +57,8 @@ void registry_set_clock(struct registry *r, int64_t wall_ms, int64_t mono_ms);
 
 /* on_change is called for every change, before version moves on: up true
  * for a new session, false for one that ends (s is then still valid, and
- * freed right after the call). The observer must not call the registry. */
+ * freed right after the call). The observer may read the registry but
+ * must not change it. */
 void registry_set_observer(struct registry *r,
 			   void (*on_change)(void *ctx,
 					     const struct registry_session *s,

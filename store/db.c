@@ -110,7 +110,8 @@ db_connected(const struct db *db)
 
 /* libpq messages span lines; logs want one. */
 static void
-db_log_error(const char *id, const char *what, const char *msg)
+db_log(enum log_level level, const char *id, const char *what,
+       const char *msg)
 {
 	char line[512];
 	size_t n = 0;
@@ -120,7 +121,16 @@ db_log_error(const char *id, const char *what, const char *msg)
 	while (n > 0 && line[n - 1] == ' ')
 		n--;
 	line[n] = '\0';
-	LOG_ERROR(id, "%s: %s", what, line);
+	log_write(level, id, "%s: %s", what, line);
+}
+
+/* Server notices (e.g. "terminating connection due to administrator
+ * command") as JSON log lines instead of libpq's bare stderr text. */
+static void
+db_on_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	db_log(LOG_LEVEL_WARN, "store.db_notice", "notice", msg);
 }
 
 int
@@ -138,13 +148,14 @@ db_connect(struct db *db)
 	/* Expanding dbname lets the conninfo override the defaults before. */
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
-		db_log_error("store.db_connect", "connect",
+		db_log(LOG_LEVEL_ERROR, "store.db_connect", "connect",
 			     PQerrorMessage(db->conn));
 		PQfinish(db->conn);
 		db->conn = NULL;
 		db->retry_at_ms = db_now_ms() + DB_RETRY_MS;
 		return -ENOTCONN;
 	}
+	PQsetNoticeProcessor(db->conn, db_on_notice, db);
 	LOG_INFO("store.db_connected", "%s connected to PostgreSQL %d",
 		 db->name, PQserverVersion(db->conn));
 	return 0;
@@ -154,7 +165,7 @@ db_connect(struct db *db)
 static int
 db_fail(struct db *db, PGresult *res, const char *what)
 {
-	db_log_error("store.db_error", what,
+	db_log(LOG_LEVEL_ERROR, "store.db_error", what,
 		     res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
 	PQclear(res);
 	return db_connected(db) ? -EIO : -ENOTCONN;
@@ -693,11 +704,15 @@ db_write_offsets(struct db *db, const char *topic, const struct batch *b)
 	return rc;
 }
 
+/* The offsets go first: a stale writer stops before touching a row, and
+ * writers of one partition queue on its offsets row. */
 int
 db_batch_write(struct db *db, const char *topic, const struct batch *b)
 {
 	int rc = db_run(db, "begin", "BEGIN", 0, NULL);
 
+	if (rc == 0 && b->n_offs)
+		rc = db_write_offsets(db, topic, b);
 	if (rc == 0)
 		rc = db_write_rooms(db, b);
 	if (rc == 0)
@@ -706,8 +721,6 @@ db_batch_write(struct db *db, const char *topic, const struct batch *b)
 		rc = db_write_members_left(db, b);
 	if (rc == 0)
 		rc = db_write_messages(db, b);
-	if (rc == 0 && b->n_offs)
-		rc = db_write_offsets(db, topic, b);
 	if (rc == 0)
 		rc = db_run(db, "commit", "COMMIT", 0, NULL);
 	if (rc < 0)

@@ -39,17 +39,17 @@ cli_session_add_urls(struct cli_session *s, const char *list)
 
 	while (*p) {
 		size_t n = strcspn(p, ",");
-		const char *e = p + n;
+		const char *b = p, *e = p + n;
 
-		while (p < e && isspace((unsigned char)*p))
-			p++;
-		while (e > p && isspace((unsigned char)e[-1]))
+		while (b < e && isspace((unsigned char)*b))
+			b++;
+		while (e > b && isspace((unsigned char)e[-1]))
 			e--;
-		if (e > p && s->n_urls == CLI_MAX_URLS)
+		if (e > b && s->n_urls == CLI_MAX_URLS)
 			return cli_usage(s->cmd, "more than %d gateway URLs",
 					 CLI_MAX_URLS);
-		if (e > p)
-			s->urls[s->n_urls++] = xstrndup(p, (size_t)(e - p));
+		if (e > b)
+			s->urls[s->n_urls++] = xstrndup(b, (size_t)(e - b));
 		p += n + (p[n] == ',');
 	}
 	return 0;

@@ -11,6 +11,9 @@
 
 enum { HISTORY_OPT_AFTER = CLI_OPT_LOCAL, HISTORY_OPT_LIMIT };
 
+/* history_page() result when the server has more (not an exit code). */
+#define HISTORY_MORE 100
+
 static const char history_usage[] =
 	"Usage: parley history (--as USER | --token TOKEN) [--url URL]...\n"
 	"                      [--after SEQ] [--limit N] [--timeout S] ROOM\n"
@@ -99,7 +102,7 @@ history_print(struct history_args *a, const Parley__V1__SyncResult *res)
 	return rc;
 }
 
-/* One Sync page: 0 when done, 1 when there is more, or an exit code. */
+/* One Sync page: 0 when done, HISTORY_MORE, or an exit code. */
 static int
 history_page(struct cli_session *s, struct conn *c, struct history_args *a)
 {
@@ -125,7 +128,7 @@ history_page(struct cli_session *s, struct conn *c, struct history_args *a)
 	parley__v1__server_frame__free_unpacked(reply, NULL);
 	if (rc)
 		return CLI_EXIT_SERVER;
-	return more ? 1 : 0;
+	return more ? HISTORY_MORE : 0;
 }
 
 int
@@ -141,7 +144,7 @@ cmd_history(int argc, char **argv)
 	if (!rc)
 		rc = cli_session_connect(&s, cli_session_deadline(&s, CLI_REQUEST_MS), &c);
 	if (!rc) {
-		while ((rc = history_page(&s, c, &a)) == 1)
+		while ((rc = history_page(&s, c, &a)) == HISTORY_MORE)
 			;
 		conn_free(c);
 	}

@@ -6,7 +6,7 @@ set -euo pipefail
 
 cache=${PARLEY_CACHE:-$HOME/.cache/parley}
 libs="$cache/kafka/libs"
-start_timeout=60
+start_timeout=90
 stop_timeout=30
 
 usage() {

@@ -8,8 +8,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${PARLEY_BUILD:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 bin=$build/bin/parley-presence
-rep_url=${PRESENCE_TEST_REP:-tcp://127.0.0.1:27401}
-pub_url=${PRESENCE_TEST_PUB:-tcp://127.0.0.1:27402}
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+rep_url=${PRESENCE_TEST_REP:-tcp://127.0.0.1:$(free_port)}
+pub_url=${PRESENCE_TEST_PUB:-tcp://127.0.0.1:$(free_port)}
 tmp=$(mktemp -d)
 pid=
 

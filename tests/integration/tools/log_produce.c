@@ -162,12 +162,17 @@ main(int argc, char **argv)
 	struct kafka_producer *p;
 	char line[65536], *f[MAX_FIELDS];
 	long lines = 0;
+	int parts;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: log_produce BROKERS TOPIC < lines\n");
 		return 2;
 	}
 	log_init("log_produce");
+	parts = getenv("PARLEY_PARTITIONS") ? atoi(getenv("PARLEY_PARTITIONS"))
+					    : 4;
+	if (kafka_ensure_topic(argv[1], argv[2], parts, 30000) < 0)
+		return 1;
 	p = kafka_producer_new(argv[1], 30000, on_delivery, &t);
 	if (p == NULL)
 		return 1;
