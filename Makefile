@@ -73,6 +73,10 @@ $(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
+$(BUILD)/test/clients/cli/%_test: clients/cli/%_test.c $(LIB) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iclients/cli $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)
+
 $(BUILD)/test/common/%_test: common/%_test.c $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)

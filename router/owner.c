@@ -240,12 +240,15 @@ owner_effects(struct router *r, const Parley__Log__V1__Record *rec,
 	const Parley__Log__V1__Origin *o = rec->origin;
 
 	if (res->verdict == FOLD_REJECTED) {
+		/* body is a union: post is only valid for a Post. */
 		if (o)
 			router_error(r, o->gateway, o->session_id,
 				     o->request_id, res->error, res->reason,
 				     false, rec->room_id,
-				     rec->post ? rec->post->client_msg_id
-					       : NULL);
+				     rec->body_case ==
+						     PARLEY__LOG__V1__RECORD__BODY_POST
+					     ? rec->post->client_msg_id
+					     : NULL);
 		return;
 	}
 	if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST)

@@ -123,8 +123,7 @@ batch_member(struct batch *b, const char *room_id, const char *user)
 
 /* Copy user's membership in r as the fold has it now, if a member. */
 static void
-batch_note_member(struct batch *b, const struct fold_room *r,
-		  const char *user)
+batch_note_member(struct batch *b, const struct fold_room *r, const char *user)
 {
 	const struct fold_member *fm = fold_room_member(r, user);
 	struct batch_member *m;
@@ -142,8 +141,8 @@ batch_note_member(struct batch *b, const struct fold_room *r,
 
 /* user's membership of r ended after left_after; its markers stay. */
 static void
-batch_note_removed(struct batch *b, const struct fold_room *r,
-		   const char *user, uint64_t left_after)
+batch_note_removed(struct batch *b, const struct fold_room *r, const char *user,
+		   uint64_t left_after)
 {
 	struct batch_member *m = batch_member(b, r->id, user);
 

@@ -1,12 +1,12 @@
 /* Unit tests of the batch: folding records with the real fold and
  * checking the row changes the batch would write. */
-#include "batch.c"
+#include "batch.c" // NOLINT(bugprone-suspicious-include)
 
 #include "test.h"
 
 static void
-fold_post(struct fold *f, struct batch *b, const char *room,
-	  const char *actor, const char *cmid, int64_t ts)
+fold_post(struct fold *f, struct batch *b, const char *room, const char *actor,
+	  const char *cmid, int64_t ts)
 {
 	Parley__Log__V1__Record r = PARLEY__LOG__V1__RECORD__INIT;
 	Parley__Log__V1__Post p = PARLEY__LOG__V1__POST__INIT;
@@ -76,7 +76,7 @@ fold_add(struct fold *f, struct batch *b, const char *room, const char *actor,
 {
 	Parley__Log__V1__Record r = PARLEY__LOG__V1__RECORD__INIT;
 	Parley__Log__V1__AddMembers a = PARLEY__LOG__V1__ADD_MEMBERS__INIT;
-	char *ids[] = {(char *)user};
+	char *ids[] = { (char *)user };
 
 	a.user_ids = ids;
 	a.n_user_ids = 1;
@@ -86,8 +86,8 @@ fold_add(struct fold *f, struct batch *b, const char *room, const char *actor,
 }
 
 static void
-fold_mark(struct fold *f, struct batch *b, const char *room,
-	  const char *actor, bool read, uint64_t seq)
+fold_mark(struct fold *f, struct batch *b, const char *room, const char *actor,
+	  bool read, uint64_t seq)
 {
 	Parley__Log__V1__Record r = PARLEY__LOG__V1__RECORD__INIT;
 	Parley__Log__V1__Marker m = PARLEY__LOG__V1__MARKER__INIT;
@@ -162,7 +162,8 @@ test_duplicate_and_rejected_posts_add_no_message(void)
 	CHECK_EQ_INT(b.msgs[1].seq, 2);
 	CHECK_EQ_STR(b.msgs[1].sender_id, "bob");
 	CHECK_EQ_INT(((struct batch_room *)map_get(&b.rooms, "dm:alice:bob"))
-			     ->last_seq, 2);
+			     ->last_seq,
+		     2);
 	batch_release(&b);
 	fold_free(f);
 }
@@ -171,7 +172,7 @@ static void
 test_group_membership_coalesces(void)
 {
 	struct fold *f = fold_new();
-	char *ids[] = {(char *)"bob", (char *)"carol", (char *)"no:colon"};
+	char *ids[] = { (char *)"bob", (char *)"carol", (char *)"no:colon" };
 	struct batch b;
 	struct batch_member *m;
 
@@ -202,7 +203,7 @@ static void
 test_loaded_room_removal_is_unknown(void)
 {
 	struct fold *f = fold_new();
-	struct fold_member fm = {.joined_after = 0, .read = 3};
+	struct fold_member fm = { .joined_after = 0, .read = 3 };
 	struct fold_room *r = fold_room_new(f, "g2", FOLD_GROUP, "old");
 	struct batch b;
 	struct batch_member *m;

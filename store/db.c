@@ -81,6 +81,19 @@ db_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool
+db_conninfo_valid(const char *conninfo, char *why, size_t len)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+
+	if (opts == NULL)
+		snprintf(why, len, "%s", err ? err : "out of memory");
+	PQconninfoFree(opts);
+	PQfreemem(err);
+	return opts != NULL;
+}
+
 struct db *
 db_new(const char *conninfo, const char *name)
 {
@@ -110,8 +123,7 @@ db_connected(const struct db *db)
 
 /* libpq messages span lines; logs want one. */
 static void
-db_log(enum log_level level, const char *id, const char *what,
-       const char *msg)
+db_log(enum log_level level, const char *id, const char *what, const char *msg)
 {
 	char line[512];
 	size_t n = 0;
@@ -136,9 +148,9 @@ db_on_notice(void *arg, const char *msg)
 int
 db_connect(struct db *db)
 {
-	const char *keys[] = {"connect_timeout", "application_name", "dbname",
-			      NULL};
-	const char *vals[] = {"5", db->name, db->conninfo, NULL};
+	const char *keys[] = { "connect_timeout", "application_name", "dbname",
+			       NULL };
+	const char *vals[] = { "5", db->name, db->conninfo, NULL };
 
 	if (db_connected(db))
 		return 0;
@@ -149,7 +161,7 @@ db_connect(struct db *db)
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		db_log(LOG_LEVEL_ERROR, "store.db_connect", "connect",
-			     PQerrorMessage(db->conn));
+		       PQerrorMessage(db->conn));
 		PQfinish(db->conn);
 		db->conn = NULL;
 		db->retry_at_ms = db_now_ms() + DB_RETRY_MS;
@@ -166,7 +178,7 @@ static int
 db_fail(struct db *db, PGresult *res, const char *what)
 {
 	db_log(LOG_LEVEL_ERROR, "store.db_error", what,
-		     res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+	       res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
 	PQclear(res);
 	return db_connected(db) ? -EIO : -ENOTCONN;
 }
@@ -225,8 +237,7 @@ db_run_script(struct db *db, const char *what, const char *sql)
 static void
 db_rollback(struct db *db)
 {
-	if (db_connected(db) &&
-	    PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+	if (db_connected(db) && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
@@ -270,7 +281,7 @@ static int
 db_apply_migration(struct db *db, int version)
 {
 	char num[16];
-	const char *params[] = {num};
+	const char *params[] = { num };
 	int rc;
 
 	snprintf(num, sizeof(num), "%d", version);
@@ -292,7 +303,8 @@ db_migrate_locked(struct db *db)
 	int version = 0, rc;
 
 	rc = db_run(db, "migrate lock",
-		    "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0, NULL);
+		    "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0,
+		    NULL);
 	if (rc == 0)
 		rc = db_run(db, "migrations table",
 			    "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -302,8 +314,9 @@ db_migrate_locked(struct db *db)
 	if (rc == 0)
 		rc = db_schema_version(db, &version);
 	if (rc == 0 && version > (int)DB_N_MIGRATIONS)
-		LOG_WARN("store.schema_newer", "schema version %d is newer "
-			 "than this binary's %zu", version, DB_N_MIGRATIONS);
+		LOG_WARN("store.schema_newer",
+			 "schema version %d is newer than this binary's %zu",
+			 version, DB_N_MIGRATIONS);
 	while (rc == 0 && version < (int)DB_N_MIGRATIONS)
 		rc = db_apply_migration(db, ++version);
 	return rc;
@@ -363,7 +376,7 @@ static int
 db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 		  struct map *fresh)
 {
-	const char *params[] = {ids};
+	const char *params[] = { ids };
 	int rc = 0;
 	PGresult *res = db_exec(db, "load rooms",
 				"SELECT room_id, kind, name, last_seq, last_ts"
@@ -391,7 +404,7 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 static int
 db_load_members(struct db *db, const char *ids, struct map *fresh)
 {
-	const char *params[] = {ids};
+	const char *params[] = { ids };
 	int rc = 0;
 	PGresult *res = db_exec(db, "load members",
 				"SELECT room_id, user_id, joined_after,"
@@ -424,11 +437,12 @@ static int
 db_load_dedup(struct db *db, const char *ids, struct map *fresh)
 {
 	char window[24], max[24];
-	const char *params[] = {ids, window, max};
+	const char *params[] = { ids, window, max };
 	int rc = 0;
 	PGresult *res;
 
-	snprintf(window, sizeof(window), "%lld", (long long)FOLD_DEDUP_WINDOW_MS);
+	snprintf(window, sizeof(window), "%lld",
+		 (long long)FOLD_DEDUP_WINDOW_MS);
 	snprintf(max, sizeof(max), "%d", FOLD_DEDUP_MAX);
 	res = db_exec(db, "load dedup",
 		      "SELECT r.room_id, d.sender_id, d.client_msg_id, d.seq,"
@@ -446,9 +460,9 @@ db_load_dedup(struct db *db, const char *ids, struct map *fresh)
 		struct fold_room *r = map_get(fresh, PQgetvalue(res, i, 0));
 
 		if (r)
-			fold_room_add_dedup(r, PQgetvalue(res, i, 1),
-					    PQgetvalue(res, i, 2),
-					    db_u64(res, i, 3), db_i64(res, i, 4));
+			fold_room_add_dedup(
+				r, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+				db_u64(res, i, 3), db_i64(res, i, 4));
 	}
 	PQclear(res);
 	return 0;
@@ -577,17 +591,18 @@ db_write_members_known(struct db *db, const struct batch *b)
 		pgarr_add_i64(&c.col[5], (int64_t)m->read);
 	}
 	if (n)
-		rc = db_run(db, "write members",
-			    "INSERT INTO members (room_id, user_id, joined_after,"
-			    " left_after, delivered_seq, read_seq) SELECT * FROM"
-			    " unnest($1::text[], $2::text[], $3::bigint[],"
-			    " $4::bigint[], $5::bigint[], $6::bigint[])"
-			    " ON CONFLICT (room_id, user_id) DO UPDATE SET"
-			    " joined_after = EXCLUDED.joined_after,"
-			    " left_after = EXCLUDED.left_after,"
-			    " delivered_seq = EXCLUDED.delivered_seq,"
-			    " read_seq = EXCLUDED.read_seq",
-			    6, db_cols_params(&c, NULL));
+		rc = db_run(
+			db, "write members",
+			"INSERT INTO members (room_id, user_id, joined_after,"
+			" left_after, delivered_seq, read_seq) SELECT * FROM"
+			" unnest($1::text[], $2::text[], $3::bigint[],"
+			" $4::bigint[], $5::bigint[], $6::bigint[])"
+			" ON CONFLICT (room_id, user_id) DO UPDATE SET"
+			" joined_after = EXCLUDED.joined_after,"
+			" left_after = EXCLUDED.left_after,"
+			" delivered_seq = EXCLUDED.delivered_seq,"
+			" read_seq = EXCLUDED.read_seq",
+			6, db_cols_params(&c, NULL));
 	db_cols_release(&c);
 	return rc;
 }
@@ -655,9 +670,10 @@ db_write_messages(struct db *db, const struct batch *b)
 	db_cols_release(&c);
 	/* The offsets fence makes this impossible; say so if it happens. */
 	if (res && strtoull(PQcmdTuples(res), NULL, 10) != b->n_msgs)
-		LOG_WARN("store.rows_existed", "%s of %zu messages inserted: "
-			 "the others were already there", PQcmdTuples(res),
-			 b->n_msgs);
+		LOG_WARN(
+			"store.rows_existed",
+			"%s of %zu messages inserted: the others were already there",
+			PQcmdTuples(res), b->n_msgs);
 	PQclear(res);
 	return rc;
 }
@@ -678,26 +694,28 @@ db_write_offsets(struct db *db, const char *topic, const struct batch *b)
 		pgarr_add_i64(&c.col[1], b->offs[i].expected);
 		pgarr_add_i64(&c.col[2], b->offs[i].next);
 	}
-	res = db_exec(db, "write offsets",
-		      "WITH v AS (SELECT * FROM unnest($2::integer[],"
-		      " $3::bigint[], $4::bigint[]) AS v(part, expected, next)),"
-		      " upd AS (UPDATE kafka_offsets k SET next_offset = v.next"
-		      "  FROM v WHERE k.topic = $1 AND k.part = v.part"
-		      "  AND k.next_offset = v.expected RETURNING k.part),"
-		      " ins AS (INSERT INTO kafka_offsets (topic, part,"
-		      "  next_offset) SELECT $1, v.part, v.next FROM v"
-		      "  WHERE v.expected < 0 ON CONFLICT DO NOTHING"
-		      "  RETURNING part)"
-		      " SELECT (SELECT count(*) FROM upd) +"
-		      " (SELECT count(*) FROM ins)",
-		      4, db_cols_params(&c, topic), &rc);
+	res = db_exec(
+		db, "write offsets",
+		"WITH v AS (SELECT * FROM unnest($2::integer[],"
+		" $3::bigint[], $4::bigint[]) AS v(part, expected, next)),"
+		" upd AS (UPDATE kafka_offsets k SET next_offset = v.next"
+		"  FROM v WHERE k.topic = $1 AND k.part = v.part"
+		"  AND k.next_offset = v.expected RETURNING k.part),"
+		" ins AS (INSERT INTO kafka_offsets (topic, part,"
+		"  next_offset) SELECT $1, v.part, v.next FROM v"
+		"  WHERE v.expected < 0 ON CONFLICT DO NOTHING"
+		"  RETURNING part)"
+		" SELECT (SELECT count(*) FROM upd) +"
+		" (SELECT count(*) FROM ins)",
+		4, db_cols_params(&c, topic), &rc);
 	db_cols_release(&c);
 	if (res == NULL)
 		return rc;
 	if (db_u64(res, 0, 0) != b->n_offs) {
-		LOG_WARN("store.fenced", "offsets of %s moved by another "
-			 "consumer: %s of %zu partitions matched", topic,
-			 PQgetvalue(res, 0, 0), b->n_offs);
+		LOG_WARN(
+			"store.fenced",
+			"offsets of %s moved by another consumer: %s of %zu partitions matched",
+			topic, PQgetvalue(res, 0, 0), b->n_offs);
 		rc = -ESTALE;
 	}
 	PQclear(res);
@@ -734,7 +752,7 @@ int
 db_access(struct db *db, const char *room_id, const char *user,
 	  struct db_access *out)
 {
-	const char *params[] = {room_id, user};
+	const char *params[] = { room_id, user };
 	int rc = 0;
 	PGresult *res = db_exec(db, "access",
 				"SELECT r.last_seq, m.user_id IS NOT NULL,"
@@ -778,7 +796,7 @@ db_messages(struct db *db, const char *room_id, uint64_t lo, uint64_t hi,
 	    uint32_t limit, bool desc, Parley__V1__Message ***out, size_t *n)
 {
 	char slo[24], shi[24], slim[16];
-	const char *params[] = {room_id, slo, shi, slim};
+	const char *params[] = { room_id, slo, shi, slim };
 	int rc = 0;
 	PGresult *res;
 
@@ -798,7 +816,7 @@ db_messages(struct db *db, const char *room_id, uint64_t lo, uint64_t hi,
 	if (res == NULL)
 		return rc;
 	*n = (size_t)PQntuples(res);
-	*out = xcalloc(*n ? *n : 1, sizeof(**out));
+	*out = xcalloc(*n ? *n : 1, sizeof(Parley__V1__Message *));
 	for (size_t i = 0; i < *n; i++)
 		(*out)[i] = db_message_row(res, (int)i, room_id);
 	PQclear(res);
@@ -843,7 +861,7 @@ int
 db_rooms_of(struct db *db, const char *user, Parley__V1__RoomSummary ***out,
 	    size_t *n)
 {
-	const char *params[] = {user};
+	const char *params[] = { user };
 	int rc = 0;
 	PGresult *res = db_exec(db, "rooms of user",
 				"SELECT r.room_id, r.kind, r.name, r.last_seq,"
@@ -860,7 +878,7 @@ db_rooms_of(struct db *db, const char *user, Parley__V1__RoomSummary ***out,
 	if (res == NULL)
 		return rc;
 	*n = (size_t)PQntuples(res);
-	*out = xcalloc(*n ? *n : 1, sizeof(**out));
+	*out = xcalloc(*n ? *n : 1, sizeof(Parley__V1__RoomSummary *));
 	for (size_t i = 0; i < *n; i++)
 		(*out)[i] = db_room_row(res, (int)i);
 	PQclear(res);

@@ -2,7 +2,6 @@
  * the routers fold them, written to PostgreSQL in one transaction with the
  * offsets they cover. Kafka never keeps our offsets: PostgreSQL does. */
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +17,12 @@
 #define INGEST_UNOWNED INT64_MIN
 /* How long a batch waits for more records after its first. */
 #define INGEST_LINGER_MS 20
+/* Bytes of records per batch at most, whatever PARLEY_STORE_BATCH says. */
+#define INGEST_BATCH_BYTES (8u << 20)
 /* Reconnect backoff bounds. */
 #define INGEST_BACKOFF_MIN_MS 100
 #define INGEST_BACKOFF_MAX_MS 5000
-#define INGEST_STATS_MS 10000
+#define INGEST_STATS_MS	      10000
 
 struct ingest {
 	const struct store_config *cfg;
@@ -138,9 +139,9 @@ ingest_decode(const rd_kafka_message_t *m)
 		rec = NULL;
 	}
 	if (rec == NULL)
-		LOG_WARN("store.bad_record", "partition %" PRId32 " offset %"
-			 PRId64 ": undecodable record skipped", m->partition,
-			 m->offset);
+		LOG_WARN("store.bad_record",
+			 "partition %d offset %lld: undecodable record skipped",
+			 (int)m->partition, (long long)m->offset);
 	return rec;
 }
 
@@ -158,7 +159,8 @@ ingest_prefetch(struct ingest *ing, Parley__Log__V1__Record **recs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const char *id = recs[i] ? recs[i]->room_id : NULL;
 
-		if (id && !fold_room_get(ing->fold, id) && !map_get(&want, id)) {
+		if (id && !fold_room_get(ing->fold, id) &&
+		    !map_get(&want, id)) {
 			map_put(&want, id, ing);
 			ids[k++] = id;
 		}
@@ -179,9 +181,11 @@ ingest_current(const struct ingest *ing, const rd_kafka_message_t *m)
 	int64_t exp = ingest_expected(ing, m->partition);
 
 	if (exp == INGEST_UNOWNED || m->offset < exp) {
-		LOG_DEBUG("store.stale_record", "partition %" PRId32 " offset %"
-			  PRId64 " is behind our position %" PRId64,
-			  m->partition, m->offset, exp);
+		LOG_DEBUG(
+			"store.stale_record",
+			"partition %d offset %lld is behind our position %lld",
+			(int)m->partition, (long long)m->offset,
+			(long long)exp);
 		return false;
 	}
 	return true;
@@ -212,7 +216,7 @@ ingest_fold_all(struct ingest *ing)
 	size_t n = 0;
 	int rc;
 
-	recs = xcalloc(ing->n_msgs, sizeof(*recs));
+	recs = xcalloc(ing->n_msgs, sizeof(Parley__Log__V1__Record *));
 	for (size_t i = 0; i < ing->n_msgs; i++)
 		if (ingest_current(ing, ing->msgs[i]))
 			ing->msgs[n++] = ing->msgs[i];
@@ -235,9 +239,10 @@ ingest_fold_all(struct ingest *ing)
 static void
 ingest_fail(struct ingest *ing, int rc)
 {
-	LOG_ERROR("store.batch_failed", "batch of %zu records rolled back: "
-		  "%s; reloading from the database", ing->n_msgs,
-		  strerror(-rc));
+	LOG_ERROR(
+		"store.batch_failed",
+		"batch of %zu records rolled back: %s; reloading from the database",
+		ing->n_msgs, strerror(-rc));
 	ingest_fold_reset(ing);
 	ing->resync = true;
 }
@@ -250,12 +255,12 @@ ingest_log_batch(struct ingest *ing, int64_t t0)
 	ing->stat_records += b->records + b->skipped;
 	ing->stat_msgs += b->n_msgs;
 	ing->stat_batches++;
-	LOG_DEBUG("store.batch", "%zu records (%zu accepted, %zu duplicate, "
-		  "%zu rejected, %zu skipped): %zu messages, %zu rooms, %zu "
-		  "members in %" PRId64 " ms", b->records, b->accepted,
-		  b->duplicates, b->rejected, b->skipped, b->n_msgs,
-		  map_count(&b->rooms), map_count(&b->members),
-		  ingest_now_ms() - t0);
+	LOG_DEBUG(
+		"store.batch",
+		"%zu records (%zu accepted, %zu duplicate, %zu rejected, %zu skipped): %zu messages, %zu rooms, %zu members in %lld ms",
+		b->records, b->accepted, b->duplicates, b->rejected, b->skipped,
+		b->n_msgs, map_count(&b->rooms), map_count(&b->members),
+		(long long)(ingest_now_ms() - t0));
 }
 
 /* Fold and commit what was collected. 0 or -errno (then rolled back). */
@@ -276,9 +281,10 @@ ingest_flush(struct ingest *ing)
 					    ing->batch.offs[i].next);
 		ingest_log_batch(ing, t0);
 		if (ing->batch.gaps)
-			LOG_WARN("store.offset_gap", "%zu records followed a "
-				 "gap in their partition's offsets",
-				 ing->batch.gaps);
+			LOG_WARN(
+				"store.offset_gap",
+				"%zu records followed a gap in their partition's offsets",
+				ing->batch.gaps);
 	} else {
 		ingest_fail(ing, rc);
 	}
@@ -306,8 +312,10 @@ on_assign(void *ctx, struct kafka_consumer *c,
 	if (rc < 0) {
 		/* Positions unknown: consume nothing until resync seeks. */
 		ing->resync = true;
-		LOG_WARN("store.assign", "assigned %d partitions; positions "
-			 "unknown until the database is back", parts->cnt);
+		LOG_WARN(
+			"store.assign",
+			"assigned %d partitions; positions unknown until the database is back",
+			parts->cnt);
 		return;
 	}
 	ingest_note_positions(ing, parts);
@@ -355,8 +363,8 @@ ingest_seek(struct ingest *ing, rd_kafka_topic_partition_list_t *parts)
 	}
 	for (int i = 0; i < parts->cnt; i++) {
 		if (parts->elems[i].err) {
-			LOG_WARN("store.seek", "seek partition %" PRId32 ": %s",
-				 parts->elems[i].partition,
+			LOG_WARN("store.seek", "seek partition %d: %s",
+				 (int)parts->elems[i].partition,
 				 rd_kafka_err2str(parts->elems[i].err));
 			return -EIO;
 		}
@@ -385,8 +393,9 @@ ingest_resync(struct ingest *ing)
 		ingest_fold_reset(ing);
 		ing->resync = false;
 		ing->backoff_ms = 0;
-		LOG_INFO("store.resync", "%d partitions back at the database's "
-			 "offsets", parts->cnt);
+		LOG_INFO("store.resync",
+			 "%d partitions back at the database's offsets",
+			 parts->cnt);
 	}
 	rd_kafka_topic_partition_list_destroy(parts);
 	return rc;
@@ -399,8 +408,8 @@ ingest_backoff(struct ingest *ing)
 {
 	int64_t until;
 
-	ing->backoff_ms = ing->backoff_ms ? ing->backoff_ms * 2
-					  : INGEST_BACKOFF_MIN_MS;
+	ing->backoff_ms =
+		ing->backoff_ms ? ing->backoff_ms * 2 : INGEST_BACKOFF_MIN_MS;
 	if (ing->backoff_ms > INGEST_BACKOFF_MAX_MS)
 		ing->backoff_ms = INGEST_BACKOFF_MAX_MS;
 	until = ingest_now_ms() + ing->backoff_ms;
@@ -419,20 +428,24 @@ ingest_push(struct ingest *ing, rd_kafka_message_t *m)
 {
 	if (ing->n_msgs == ing->cap_msgs) {
 		ing->cap_msgs = ing->cap_msgs ? ing->cap_msgs * 2 : 256;
-		ing->msgs = xrealloc(ing->msgs,
-				     ing->cap_msgs * sizeof(*ing->msgs));
+		ing->msgs =
+			xrealloc(ing->msgs,
+				 ing->cap_msgs * sizeof(rd_kafka_message_t *));
 	}
 	ing->msgs[ing->n_msgs++] = m;
 }
 
-/* Collect up to batch_max records, for at most INGEST_LINGER_MS after
- * the first; returns early when nothing comes within 100 ms. */
+/* Collect up to batch_max records or INGEST_BATCH_BYTES, for at most
+ * INGEST_LINGER_MS after the first; returns early when nothing comes
+ * within 100 ms. */
 static void
 ingest_collect(struct ingest *ing)
 {
 	int64_t deadline = 0;
+	size_t bytes = 0;
 
-	while (ing->n_msgs < (size_t)ing->cfg->batch_max && !sig_stopping()) {
+	while (ing->n_msgs < (size_t)ing->cfg->batch_max &&
+	       bytes < INGEST_BATCH_BYTES && !sig_stopping()) {
 		int64_t wait = deadline ? deadline - ingest_now_ms() : 100;
 		rd_kafka_message_t *m;
 
@@ -449,6 +462,7 @@ ingest_collect(struct ingest *ing)
 		if (m == NULL)
 			continue;
 		ingest_push(ing, m);
+		bytes += m->len;
 		if (deadline == 0)
 			deadline = ingest_now_ms() + INGEST_LINGER_MS;
 	}
@@ -462,10 +476,13 @@ ingest_stats(struct ingest *ing)
 	if (now - ing->stat_at_ms < INGEST_STATS_MS)
 		return;
 	if (ing->stat_records)
-		LOG_INFO("store.progress", "%" PRIu64 " records, %" PRIu64
-			 " messages in %" PRIu64 " batches; %zu rooms held",
-			 ing->stat_records, ing->stat_msgs, ing->stat_batches,
-			 fold_room_count(ing->fold));
+		LOG_INFO(
+			"store.progress",
+			"%llu records, %llu messages in %llu batches; %zu rooms held",
+			(unsigned long long)ing->stat_records,
+			(unsigned long long)ing->stat_msgs,
+			(unsigned long long)ing->stat_batches,
+			fold_room_count(ing->fold));
 	ing->stat_records = ing->stat_msgs = ing->stat_batches = 0;
 	ing->stat_at_ms = now;
 }
@@ -519,7 +536,7 @@ ingest_release(struct ingest *ing)
 int
 ingest_run(const struct store_config *cfg)
 {
-	struct ingest ing = {.cfg = cfg};
+	struct ingest ing = { .cfg = cfg };
 	int rc;
 
 	batch_init(&ing.batch);
@@ -531,9 +548,9 @@ ingest_run(const struct store_config *cfg)
 	if (rc == 0)
 		rc = ingest_db_start(&ing);
 	if (rc == 0 && !sig_stopping()) {
-		ing.kc = kafka_consumer_new(cfg->brokers, cfg->group,
-					    cfg->topic, false, &ingest_ops,
-					    &ing);
+		ing.kc =
+			kafka_consumer_new(cfg->brokers, cfg->group, cfg->topic,
+					   false, &ingest_ops, &ing);
 		rc = ing.kc ? 0 : -EINVAL;
 	}
 	if (rc == 0 && ing.kc) {

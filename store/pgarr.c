@@ -55,8 +55,12 @@ static size_t
 pgarr_utf8_len(const unsigned char *s)
 {
 	unsigned c = s[0];
-	size_t n = c < 0x80 ? 1 : c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3
-				: c < 0xf5 ? 4 : 0;
+	size_t n = c < 0x80   ? 1
+		   : c < 0xc2 ? 0
+		   : c < 0xe0 ? 2
+		   : c < 0xf0 ? 3
+		   : c < 0xf5 ? 4
+			      : 0;
 	unsigned lo = 0x80, hi = 0xbf;
 
 	if (n == 3 && c == 0xe0)

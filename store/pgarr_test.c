@@ -1,5 +1,5 @@
 /* Unit tests of the PostgreSQL array literals and the UTF-8 check. */
-#include "pgarr.c"
+#include "pgarr.c" // NOLINT(bugprone-suspicious-include)
 
 #include "test.h"
 
@@ -82,8 +82,10 @@ test_bad_utf8_is_replaced(void)
 	struct pgarr a;
 
 	pgarr_init(&a);
-	pgarr_add_str(&a, "a\xff" "b\xc3");
-	CHECK_EQ_STR(pgarr_str(&a), "{\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"}");
+	pgarr_add_str(&a, "a\xff"
+			  "b\xc3");
+	CHECK_EQ_STR(pgarr_str(&a), "{\"a\xef\xbf\xbd"
+				    "b\xef\xbf\xbd\"}");
 	CHECK(pgarr_utf8_valid(pgarr_str(&a)));
 	pgarr_release(&a);
 }

@@ -1,6 +1,7 @@
 /* The store's request/reply server: Sync, History and ListRooms read from
- * PostgreSQL on a thread of its own, with its own connection, and answer
- * only what the asking user may see. One StoreRequest per NNG message. */
+ * PostgreSQL by a few worker threads (one NNG rep context and one database
+ * connection each), answering only what the asking user may see. One
+ * StoreRequest per NNG message, one StoreReply back. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,12 +15,19 @@
 #include "xalloc.h"
 
 #define RPC_LIMIT_DEFAULT 100
-#define RPC_LIMIT_MAX 1000
+#define RPC_LIMIT_MAX	  1000
+
+struct rpc_worker {
+	nng_ctx ctx;
+	nng_aio *aio;
+	struct db *db;
+	pthread_t thread;
+};
 
 struct rpc {
 	nng_socket sock;
-	struct db *db;
-	pthread_t thread;
+	struct rpc_worker *workers;
+	int n_workers;
 };
 
 /* ---- replies ---- */
@@ -115,8 +123,8 @@ enum rpc_verdict { RPC_READ, RPC_EMPTY_DM, RPC_NOT_FOUND, RPC_FORBIDDEN };
  * last_seq, a removed member up to when it left, and either user of a
  * DM nobody has written to yet sees an empty room. */
 static enum rpc_verdict
-rpc_authorize(const char *room_id, const char *user,
-	      const struct db_access *a, uint64_t *cap)
+rpc_authorize(const char *room_id, const char *user, const struct db_access *a,
+	      uint64_t *cap)
 {
 	char u1[JWT_SUB_MAX + 1], u2[JWT_SUB_MAX + 1];
 
@@ -177,7 +185,7 @@ rpc_sync(struct db *db, const char *user, const Parley__V1__Sync *s)
 	uint32_t limit = rpc_limit(s->limit);
 	Parley__Internal__V1__StoreReply *rep;
 	Parley__V1__Message **msgs;
-	uint64_t cap;
+	uint64_t cap = 0;
 	size_t n;
 	int rc;
 
@@ -210,7 +218,7 @@ rpc_history(struct db *db, const char *user, const Parley__V1__History *h)
 	uint32_t limit = rpc_limit(h->limit);
 	Parley__Internal__V1__StoreReply *rep;
 	Parley__V1__Message **msgs;
-	uint64_t cap;
+	uint64_t cap = 0;
 	size_t n;
 	int rc;
 
@@ -262,19 +270,9 @@ rpc_room_of(const Parley__Internal__V1__StoreRequest *req)
 	return NULL;
 }
 
-Parley__Internal__V1__StoreReply *
-rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
+static Parley__Internal__V1__StoreReply *
+rpc_dispatch(struct db *db, const Parley__Internal__V1__StoreRequest *req)
 {
-	const char *room = rpc_room_of(req);
-	int rc;
-
-	if (!jwt_valid_user(req->user_id) ||
-	    (room && !pgarr_utf8_valid(room)))
-		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				 "bad user or room id", false, NULL);
-	rc = db_connect(db);
-	if (rc < 0)
-		return rpc_db_error(rc, room);
 	switch (req->req_case) {
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC:
 		return rpc_sync(db, req->user_id, req->sync);
@@ -288,25 +286,57 @@ rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
 	}
 }
 
+static bool
+rpc_unavailable(const Parley__Internal__V1__StoreReply *rep)
+{
+	return rep->reply_case ==
+		       PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR &&
+	       rep->error->code ==
+		       PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+}
+
+Parley__Internal__V1__StoreReply *
+rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
+{
+	const char *room = rpc_room_of(req);
+	Parley__Internal__V1__StoreReply *rep;
+	int rc;
+
+	if (!jwt_valid_user(req->user_id) || (room && !pgarr_utf8_valid(room)))
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+				 "bad user or room id", false, NULL);
+	rc = db_connect(db);
+	if (rc < 0)
+		return rpc_db_error(rc, room);
+	rep = rpc_dispatch(db, req);
+	/* A connection that died since the last request (a server restart)
+	 * costs the client nothing: reads can be asked again. */
+	if (rpc_unavailable(rep) && db_connect(db) == 0) {
+		rpc_reply_free(rep);
+		rep = rpc_dispatch(db, req);
+	}
+	return rep;
+}
+
 /* ---- the server ---- */
 
 /* Decode, answer and encode one request message (freed here). */
 static nng_msg *
-rpc_serve(struct rpc *r, nng_msg *in)
+rpc_serve(struct db *db, nng_msg *in)
 {
 	Parley__Internal__V1__StoreRequest *req;
 	Parley__Internal__V1__StoreReply *rep;
 	nng_msg *out;
 	size_t len;
 
-	req = parley__internal__v1__store_request__unpack(
-		NULL, nng_msg_len(in), nng_msg_body(in));
+	req = parley__internal__v1__store_request__unpack(NULL, nng_msg_len(in),
+							  nng_msg_body(in));
 	nng_msg_free(in);
 	if (req == NULL)
 		rep = rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
 				"undecodable store request", false, NULL);
 	else
-		rep = rpc_handle(r->db, req);
+		rep = rpc_handle(db, req);
 	len = parley__internal__v1__store_reply__get_packed_size(rep);
 	if (nng_msg_alloc(&out, len) != 0)
 		abort(); /* out of memory, as xmalloc would */
@@ -316,15 +346,27 @@ rpc_serve(struct rpc *r, nng_msg *in)
 	return out;
 }
 
+/* One synchronous step on the worker's context: 0 or an NNG error. */
+static int
+rpc_step(struct rpc_worker *w, bool send)
+{
+	if (send)
+		nng_ctx_send(w->ctx, w->aio);
+	else
+		nng_ctx_recv(w->ctx, w->aio);
+	nng_aio_wait(w->aio);
+	return nng_aio_result(w->aio);
+}
+
+/* Receive, answer, reply, until the socket closes. */
 static void *
 rpc_main(void *arg)
 {
-	struct rpc *r = arg;
-	nng_msg *in;
+	struct rpc_worker *w = arg;
 	int rv;
 
 	for (;;) {
-		rv = nng_recvmsg(r->sock, &in, 0);
+		rv = rpc_step(w, false);
 		if (rv == NNG_ECLOSED)
 			break;
 		if (rv != 0) {
@@ -332,11 +374,29 @@ rpc_main(void *arg)
 				 nng_strerror(rv));
 			continue;
 		}
-		rv = bus_send(r->sock, rpc_serve(r, in), false);
-		if (rv < 0 && rv != -EBADF)
-			LOG_WARN("store.rpc_send", "reply: %s", strerror(-rv));
+		nng_aio_set_msg(w->aio,
+				rpc_serve(w->db, nng_aio_get_msg(w->aio)));
+		rv = rpc_step(w, true);
+		if (rv != 0) /* the message is still ours */
+			nng_msg_free(nng_aio_get_msg(w->aio));
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv != 0)
+			LOG_WARN("store.rpc_send", "reply: %s",
+				 nng_strerror(rv));
 	}
 	return NULL;
+}
+
+static void
+rpc_worker_start(struct rpc_worker *w, nng_socket sock, const char *pg)
+{
+	if (nng_ctx_open(&w->ctx, sock) != 0 ||
+	    nng_aio_alloc(&w->aio, NULL, NULL) != 0)
+		log_fatal("store.rpc_start", "cannot open an NNG context");
+	w->db = db_new(pg, "parley-store-rpc");
+	if (pthread_create(&w->thread, NULL, rpc_main, w) != 0)
+		log_fatal("store.rpc_start", "cannot start an RPC thread");
 }
 
 struct rpc *
@@ -354,17 +414,19 @@ rpc_start(const struct store_config *cfg)
 		free(r);
 		return NULL;
 	}
-	r->db = db_new(cfg->pg, "parley-store-rpc");
+	r->n_workers = cfg->rpc_threads;
+	r->workers = xcalloc((size_t)r->n_workers, sizeof(*r->workers));
 	/* Stop signals belong to the main thread, which drains the ingest. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
-	if (pthread_create(&r->thread, NULL, rpc_main, r) != 0)
-		abort();
+	for (int i = 0; i < r->n_workers; i++)
+		rpc_worker_start(&r->workers[i], r->sock, cfg->pg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	LOG_INFO("store.rpc_listen", "serving store requests on %s",
-		 cfg->listen);
+	LOG_INFO("store.rpc_listen",
+		 "serving store requests on %s with %d threads", cfg->listen,
+		 r->n_workers);
 	return r;
 }
 
@@ -373,8 +435,13 @@ rpc_stop(struct rpc *r)
 {
 	if (r == NULL)
 		return;
+	/* Closing fails every pending receive with NNG_ECLOSED. */
 	nng_close(r->sock);
-	pthread_join(r->thread, NULL);
-	db_free(r->db);
+	for (int i = 0; i < r->n_workers; i++) {
+		pthread_join(r->workers[i].thread, NULL);
+		nng_aio_free(r->workers[i].aio);
+		db_free(r->workers[i].db);
+	}
+	free(r->workers);
 	free(r);
 }

@@ -1,6 +1,6 @@
 /* Unit tests of the RPC rules that need no database: limits, who may
  * read what, paging, and the answers to bad requests and a dead server. */
-#include "rpc.c"
+#include "rpc.c" // NOLINT(bugprone-suspicious-include)
 
 #include "test.h"
 
@@ -17,11 +17,16 @@ test_limit(void)
 static void
 test_authorize(void)
 {
-	struct db_access none = {0};
-	struct db_access member = {.room = true, .member = true, .last_seq = 9};
-	struct db_access left = {.room = true, .member = true, .left = true,
-				 .left_after = 4, .last_seq = 9};
-	struct db_access stranger = {.room = true, .last_seq = 9};
+	struct db_access none = { 0 };
+	struct db_access member = { .room = true,
+				    .member = true,
+				    .last_seq = 9 };
+	struct db_access left = { .room = true,
+				  .member = true,
+				  .left = true,
+				  .left_after = 4,
+				  .last_seq = 9 };
+	struct db_access stranger = { .room = true, .last_seq = 9 };
 	uint64_t cap = 77;
 
 	CHECK_EQ_INT(rpc_authorize("dm:alice:bob", "bob", &none, &cap),
@@ -43,7 +48,7 @@ test_authorize(void)
 static Parley__V1__Message **
 messages(size_t n)
 {
-	Parley__V1__Message **msgs = xcalloc(n, sizeof(*msgs));
+	Parley__V1__Message **msgs = xcalloc(n, sizeof(Parley__V1__Message *));
 
 	for (size_t i = 0; i < n; i++) {
 		msgs[i] = xmalloc(sizeof(**msgs));

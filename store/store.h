@@ -22,6 +22,7 @@ struct store_config {
 	const char *group;
 	const char *listen; /* NNG rep url */
 	int batch_max;	    /* records per transaction */
+	int rpc_threads;    /* RPC workers, each with a connection */
 };
 
 /* Read and validate PARLEY_* variables; exits naming a bad one. */
@@ -66,8 +67,8 @@ struct batch_room {
 struct batch_member {
 	char *room_id;
 	char *user_id;
-	bool present;	 /* a member now (left_after NULL) */
-	bool known;	 /* joined/delivered/read below are the fold's */
+	bool present; /* a member now (left_after NULL) */
+	bool known;   /* joined/delivered/read below are the fold's */
 	uint64_t joined_after, delivered, read;
 	uint64_t left_after; /* when !present */
 };
@@ -118,6 +119,8 @@ char *batch_member_key(const char *room_id, const char *user_id);
  * another consumer moved our Kafka offsets, -EIO for anything else. */
 struct db;
 
+/* True when conninfo parses; else false with the reason in why. */
+bool db_conninfo_valid(const char *conninfo, char *why, size_t len);
 struct db *db_new(const char *conninfo, const char *name);
 /* Closes the connection. db_free(NULL) is a no-op. */
 void db_free(struct db *db);
@@ -143,9 +146,9 @@ int db_batch_write(struct db *db, const char *topic, const struct batch *b);
 
 /* ---- db.c: queries for the RPC server ---- */
 struct db_access {
-	bool room;	   /* the room exists */
-	bool member;	   /* user has a members row */
-	bool left;	   /* ... with left_after set */
+	bool room;   /* the room exists */
+	bool member; /* user has a members row */
+	bool left;   /* ... with left_after set */
 	uint64_t left_after;
 	uint64_t last_seq; /* room's last_seq */
 };
@@ -176,8 +179,8 @@ int ingest_run(const struct store_config *cfg);
 /* ---- rpc.c: Sync/History/ListRooms over an NNG rep socket ---- */
 struct rpc;
 
-/* Listen on cfg->listen and serve from a thread of its own with its own
- * database connection. NULL (logged) when the socket cannot listen. */
+/* Listen on cfg->listen and serve from cfg->rpc_threads threads, each with
+ * its own database connection. NULL (logged) when it cannot listen. */
 struct rpc *rpc_start(const struct store_config *cfg);
 /* Close the socket, join the thread, free. rpc_stop(NULL) is a no-op. */
 void rpc_stop(struct rpc *r);

@@ -87,14 +87,16 @@ cli_session_ready(struct cli_session *s)
 	int rc;
 
 	if (!s->as == !s->token)
-		return cli_usage(s->cmd, "give one of --as USER or --token TOKEN");
+		return cli_usage(s->cmd,
+				 "give one of --as USER or --token TOKEN");
 	if (s->as) {
 		rc = cli_mint_token(s->cmd, s->as, CLI_AS_TTL_S, &s->token);
 		if (rc)
 			return rc;
 	}
 	if (!s->n_urls) {
-		rc = cli_session_add_urls(s, env && *env ? env : CLI_DEFAULT_URL);
+		rc = cli_session_add_urls(s,
+					  env && *env ? env : CLI_DEFAULT_URL);
 		if (rc)
 			return rc;
 	}
@@ -135,6 +137,34 @@ cli_session_connect(struct cli_session *s, int64_t deadline_ms,
 	return cli_fail(s->cmd, s->last_url, rc);
 }
 
+int
+cli_session_run(struct cli_session *s,
+		int (*run)(struct cli_session *s, struct conn *c, void *arg),
+		void *arg)
+{
+	struct conn *c;
+	int rc = cli_session_connect(s, cli_session_deadline(s, CLI_REQUEST_MS),
+				     &c);
+
+	if (rc)
+		return rc;
+	rc = run(s, c, arg);
+	conn_free(c);
+	return rc;
+}
+
+int
+cli_session_refresh(struct cli_session *s)
+{
+	char *token = NULL;
+
+	if (!s->as || cli_mint_token(s->cmd, s->as, CLI_AS_TTL_S, &token))
+		return -EACCES;
+	free(s->token);
+	s->token = token;
+	return 0;
+}
+
 int64_t
 cli_session_deadline(const struct cli_session *s, int64_t def_ms)
 {
@@ -158,7 +188,8 @@ cli_request(struct cli_session *s, struct conn *c, Parley__V1__ClientFrame *f,
 	if (r->msg_case == PARLEY__V1__SERVER_FRAME__MSG_ERROR) {
 		rc = cli_server_error(s->cmd, r->error);
 	} else {
-		fprintf(stderr, "parley %s: unexpected reply (frame field %d)\n",
+		fprintf(stderr,
+			"parley %s: unexpected reply (frame field %d)\n",
 			s->cmd, (int)r->msg_case);
 		rc = CLI_EXIT_SERVER;
 	}
@@ -197,8 +228,9 @@ cli_fail(const char *cmd, const char *url, int err)
 {
 	switch (err) {
 	case -EINVAL:
-		fprintf(stderr, "parley %s: bad URL '%s' (want ws://HOST:PORT/)\n",
-			cmd, url);
+		fprintf(stderr,
+			"parley %s: bad URL '%s' (want ws://HOST:PORT/)\n", cmd,
+			url);
 		return CLI_EXIT_USAGE;
 	case -EACCES:
 		fprintf(stderr, "parley %s: %s refused the token\n", cmd, url);
@@ -210,8 +242,21 @@ cli_fail(const char *cmd, const char *url, int err)
 	case -ENOTCONN:
 		fprintf(stderr, "parley %s: connection to %s lost\n", cmd, url);
 		return CLI_EXIT_CONNECT;
+	case -EPROTO:
+		fprintf(stderr,
+			"parley %s: %s could not read our frame "
+			"(close 4004)\n",
+			cmd, url);
+		return CLI_EXIT_SERVER;
+	case -EMSGSIZE:
+		fprintf(stderr,
+			"parley %s: %s says the frame is too big "
+			"(close 1009)\n",
+			cmd, url);
+		return CLI_EXIT_SERVER;
 	case -ETIMEDOUT:
-		fprintf(stderr, "parley %s: timed out waiting for %s\n", cmd, url);
+		fprintf(stderr, "parley %s: timed out waiting for %s\n", cmd,
+			url);
 		return CLI_EXIT_TIMEOUT;
 	default:
 		fprintf(stderr, "parley %s: %s\n", cmd, strerror(-err));
@@ -239,8 +284,10 @@ cli_mint_token(const char *cmd, const char *user, int64_t ttl_s, char **out)
 	int64_t now = (int64_t)time(NULL);
 
 	if (!secret || !*secret) {
-		fprintf(stderr, "parley %s: PARLEY_JWT_SECRET is not set; "
-				"it signs the token\n", cmd);
+		fprintf(stderr,
+			"parley %s: PARLEY_JWT_SECRET is not set; "
+			"it signs the token\n",
+			cmd);
 		return CLI_EXIT_USAGE;
 	}
 	if (!jwt_valid_user(user))

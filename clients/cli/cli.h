@@ -24,13 +24,13 @@ enum cli_exit {
 #define CLI_DONE (-1)
 
 #define CLI_DEFAULT_URL "ws://127.0.0.1:8080/"
-#define CLI_MAX_URLS 16
+#define CLI_MAX_URLS	16
 /* Lifetime of the token minted for --as. */
 #define CLI_AS_TTL_S 3600
 /* Longest wait for connect + Welcome on one gateway. */
 #define CLI_CONNECT_MS 5000
 /* Default --timeout of request/reply commands, per request. */
-#define CLI_REQUEST_MS 10000
+#define CLI_REQUEST_MS	   10000
 #define CLI_BACKOFF_MIN_MS 100
 #define CLI_BACKOFF_MAX_MS 2000
 /* A client_msg_id or client_room_id: 128 random bits in hex. */
@@ -46,12 +46,14 @@ enum cli_opt {
 	CLI_OPT_LOCAL = 0x200,
 };
 
-#define CLI_SESSION_OPTIONS                                                    \
-	{ "as", required_argument, NULL, CLI_OPT_AS },                         \
-	{ "token", required_argument, NULL, CLI_OPT_TOKEN },                   \
-	{ "url", required_argument, NULL, CLI_OPT_URL },                       \
-	{ "timeout", required_argument, NULL, CLI_OPT_TIMEOUT },               \
+/* clang-format off */
+#define CLI_SESSION_OPTIONS						\
+	{ "as", required_argument, NULL, CLI_OPT_AS },			\
+	{ "token", required_argument, NULL, CLI_OPT_TOKEN },		\
+	{ "url", required_argument, NULL, CLI_OPT_URL },		\
+	{ "timeout", required_argument, NULL, CLI_OPT_TIMEOUT },	\
 	{ "help", no_argument, NULL, 'h' }
+/* clang-format on */
 
 /*
  * Who a command speaks as and where. Embedded: cli_session_init() /
@@ -68,7 +70,7 @@ struct cli_session {
 	size_t n_urls;
 	size_t next_url;
 	const char *last_url; /* the one cli_session_connect*() tried last */
-	int64_t timeout_ms; /* --timeout; -1 when not given */
+	int64_t timeout_ms;   /* --timeout; -1 when not given */
 };
 
 void cli_session_init(struct cli_session *s, const char *cmd,
@@ -92,6 +94,17 @@ int cli_session_connect_one(struct cli_session *s, int64_t deadline_ms,
  * exit code after printing why none did. */
 int cli_session_connect(struct cli_session *s, int64_t deadline_ms,
 			struct conn **out);
+
+/* Mint a fresh token after the old one expired (close 4002); only for
+ * --as. 0 or -EACCES. */
+int cli_session_refresh(struct cli_session *s);
+
+/* Connect (within --timeout, default CLI_REQUEST_MS), call run with the
+ * session, close it. Returns run's exit code, or the connect failure's. */
+int cli_session_run(struct cli_session *s,
+		    int (*run)(struct cli_session *s, struct conn *c,
+			       void *arg),
+		    void *arg);
 
 /* --timeout as an absolute deadline, def_ms when not given. */
 int64_t cli_session_deadline(const struct cli_session *s, int64_t def_ms);

@@ -7,7 +7,7 @@
 #include "event.h"
 
 #define HISTORY_DEFAULT_LIMIT 500
-#define HISTORY_MAX_LIMIT 10000
+#define HISTORY_MAX_LIMIT     10000
 
 enum { HISTORY_OPT_AFTER = CLI_OPT_LOCAL, HISTORY_OPT_LIMIT };
 
@@ -131,23 +131,27 @@ history_page(struct cli_session *s, struct conn *c, struct history_args *a)
 	return more ? HISTORY_MORE : 0;
 }
 
+static int
+history_run(struct cli_session *s, struct conn *c, void *arg)
+{
+	int rc;
+
+	while ((rc = history_page(s, c, arg)) == HISTORY_MORE)
+		;
+	return rc;
+}
+
 int
 cmd_history(int argc, char **argv)
 {
 	struct history_args a = { NULL, 0, HISTORY_DEFAULT_LIMIT };
 	struct cli_session s;
-	struct conn *c;
 	int rc;
 
 	cli_session_init(&s, "history", history_usage);
 	rc = history_parse(&s, &a, argc, argv);
 	if (!rc)
-		rc = cli_session_connect(&s, cli_session_deadline(&s, CLI_REQUEST_MS), &c);
-	if (!rc) {
-		while ((rc = history_page(&s, c, &a)) == HISTORY_MORE)
-			;
-		conn_free(c);
-	}
+		rc = cli_session_run(&s, history_run, &a);
 	cli_session_release(&s);
 	return rc == CLI_DONE ? CLI_EXIT_OK : rc;
 }

@@ -15,7 +15,7 @@
 #define LISTEN_SYNC_LIMIT 500
 /* Syncs that may come back short of a gap (the store lags the live path)
  * before the gap is reported and the held messages shown anyway. */
-#define LISTEN_SYNC_TRIES 5
+#define LISTEN_SYNC_TRIES    5
 #define LISTEN_SYNC_RETRY_MS 200
 
 /* conn_wait() result when --count is reached or stdout failed. */
@@ -156,7 +156,8 @@ listen_add(struct listen *l, const char *room_id, uint64_t last)
 	r->retry_at = -1;
 	if (l->n_rooms == l->cap_rooms) {
 		l->cap_rooms = l->cap_rooms ? 2 * l->cap_rooms : 16;
-		l->rooms = xrealloc(l->rooms, l->cap_rooms * sizeof(*l->rooms));
+		l->rooms = xrealloc(
+			l->rooms, l->cap_rooms * sizeof(struct listen_room *));
 	}
 	l->rooms[l->n_rooms++] = r;
 	return r;
@@ -218,7 +219,8 @@ listen_hold(struct listen *l, struct listen_room *r,
 		r->cap_held = r->cap_held ? 2 * r->cap_held : 8;
 		r->held = xrealloc(r->held, r->cap_held * sizeof(*r->held));
 	}
-	memmove(r->held + i + 1, r->held + i, (r->n_held - i) * sizeof(*r->held));
+	memmove(r->held + i + 1, r->held + i,
+		(r->n_held - i) * sizeof(*r->held));
 	r->n_held++;
 	event_message(&l->j, m);
 	r->held[i].seq = m->seq;
@@ -306,7 +308,8 @@ listen_on_sync(struct listen *l, struct listen_room *r,
 		listen_give_up(l, r);
 		return;
 	}
-	r->retry_at = conn_now_ms() + LISTEN_SYNC_RETRY_MS * r->sync_tries;
+	r->retry_at =
+		conn_now_ms() + (int64_t)LISTEN_SYNC_RETRY_MS * r->sync_tries;
 }
 
 static struct listen_room *
@@ -508,6 +511,17 @@ listen_exit(struct listen *l, int rc)
 	return cli_fail("listen", l->c ? conn_url(l->c) : l->s.last_url, rc);
 }
 
+/* A dropped session is resumed; one whose --as token expired (close
+ * 4002) too, with a fresh token. */
+static bool
+listen_may_resume(struct listen *l, int rc)
+{
+	if (rc == -ECONNRESET || rc == -ENOTCONN)
+		return true;
+	return rc == -EACCES && conn_close_code(l->c) == 4002 &&
+	       !cli_session_refresh(&l->s);
+}
+
 static int
 listen_run(struct listen *l)
 {
@@ -519,7 +533,7 @@ listen_run(struct listen *l)
 	fprintf(stderr, "listening\n");
 	for (;;) {
 		rc = listen_pump(l);
-		if (rc != -ECONNRESET && rc != -ENOTCONN)
+		if (!listen_may_resume(l, rc))
 			break;
 		fprintf(stderr, "parley listen: lost %s\n", conn_url(l->c));
 		rc = listen_reconnect(l);

@@ -61,8 +61,9 @@ read_print(const struct read_args *a)
 }
 
 static int
-read_run(struct cli_session *s, struct conn *c, const struct read_args *a)
+read_run(struct cli_session *s, struct conn *c, void *arg)
 {
+	const struct read_args *a = arg;
 	Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
 	Parley__V1__Read msg = PARLEY__V1__READ__INIT;
 	Parley__V1__ServerFrame *reply;
@@ -85,17 +86,12 @@ cmd_read(int argc, char **argv)
 {
 	struct cli_session s;
 	struct read_args a = { NULL, 0 };
-	struct conn *c;
 	int rc;
 
 	cli_session_init(&s, "read", read_usage);
 	rc = read_parse(&s, &a, argc, argv);
 	if (!rc)
-		rc = cli_session_connect(&s, cli_session_deadline(&s, CLI_REQUEST_MS), &c);
-	if (!rc) {
-		rc = read_run(&s, c, &a);
-		conn_free(c);
-	}
+		rc = cli_session_run(&s, read_run, &a);
 	cli_session_release(&s);
 	return rc == CLI_DONE ? CLI_EXIT_OK : rc;
 }

@@ -72,8 +72,9 @@ room_print(const struct room_args *a, const Parley__V1__RoomEvent *e)
 }
 
 static int
-room_create(struct cli_session *s, struct conn *c, const struct room_args *a)
+room_create(struct cli_session *s, struct conn *c, void *arg)
 {
+	const struct room_args *a = arg;
 	Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
 	Parley__V1__CreateRoom msg = PARLEY__V1__CREATE_ROOM__INIT;
 	Parley__V1__ServerFrame *reply;
@@ -101,17 +102,12 @@ room_run_create(int argc, char **argv)
 {
 	struct room_args a = { NULL, NULL, 0 };
 	struct cli_session s;
-	struct conn *c;
 	int rc;
 
 	cli_session_init(&s, "room create", room_usage);
 	rc = room_parse(&s, &a, argc, argv);
 	if (!rc)
-		rc = cli_session_connect(&s, cli_session_deadline(&s, CLI_REQUEST_MS), &c);
-	if (!rc) {
-		rc = room_create(&s, c, &a);
-		conn_free(c);
-	}
+		rc = cli_session_run(&s, room_create, &a);
 	cli_session_release(&s);
 	return rc == CLI_DONE ? CLI_EXIT_OK : rc;
 }
@@ -125,7 +121,8 @@ cmd_room(int argc, char **argv)
 		argv[1] = prog;
 		return room_run_create(argc - 1, argv + 1);
 	}
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		fputs(room_usage, stdout);
 		return CLI_EXIT_OK;
 	}

@@ -26,13 +26,15 @@ rooms_parse(struct cli_session *s, int argc, char **argv)
 {
 	int opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "h", rooms_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", rooms_options, NULL)) !=
+	       -1) {
 		rc = cli_session_opt(s, opt, optarg);
 		if (rc)
 			return rc;
 	}
 	if (optind != argc)
-		return cli_usage(s->cmd, "unexpected argument '%s'", argv[optind]);
+		return cli_usage(s->cmd, "unexpected argument '%s'",
+				 argv[optind]);
 	return cli_session_ready(s);
 }
 
@@ -52,13 +54,14 @@ rooms_print(const Parley__V1__RoomList *list)
 }
 
 static int
-rooms_run(struct cli_session *s, struct conn *c)
+rooms_run(struct cli_session *s, struct conn *c, void *unused)
 {
 	Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
 	Parley__V1__ListRooms msg = PARLEY__V1__LIST_ROOMS__INIT;
 	Parley__V1__ServerFrame *reply;
 	int rc;
 
+	(void)unused;
 	f.msg_case = PARLEY__V1__CLIENT_FRAME__MSG_LIST_ROOMS;
 	f.list_rooms = &msg;
 	rc = cli_request(s, c, &f, cli_session_deadline(s, CLI_REQUEST_MS),
@@ -74,17 +77,12 @@ int
 cmd_rooms(int argc, char **argv)
 {
 	struct cli_session s;
-	struct conn *c;
 	int rc;
 
 	cli_session_init(&s, "rooms", rooms_usage);
 	rc = rooms_parse(&s, argc, argv);
 	if (!rc)
-		rc = cli_session_connect(&s, cli_session_deadline(&s, CLI_REQUEST_MS), &c);
-	if (!rc) {
-		rc = rooms_run(&s, c);
-		conn_free(c);
-	}
+		rc = cli_session_run(&s, rooms_run, NULL);
 	cli_session_release(&s);
 	return rc == CLI_DONE ? CLI_EXIT_OK : rc;
 }

@@ -13,7 +13,7 @@
 #include "xalloc.h"
 
 /* No answer within this long after a Send: try again. */
-#define SEND_ATTEMPT_MS 5000
+#define SEND_ATTEMPT_MS		5000
 #define SEND_DEFAULT_TIMEOUT_MS 30000
 
 enum { SEND_OPT_ID = CLI_OPT_LOCAL };
@@ -29,10 +29,10 @@ struct send_job {
 	struct cli_session s;
 	const char *room;
 	const char *body;
-	const char *cmid;     /* --id, or random_id */
+	const char *cmid; /* --id, or random_id */
 	char random_id[CLI_ID_HEX];
-	uint64_t request_id;  /* of the Send in flight */
-	bool written;	      /* a Send was queued on an open session */
+	uint64_t request_id;	      /* of the Send in flight */
+	bool written;		      /* a Send was queued on an open session */
 	Parley__V1__ServerFrame *ack; /* owned; set with SEND_ACKED */
 	int exit;
 };
@@ -113,8 +113,9 @@ send_classify(struct send_job *job, const Parley__V1__ServerFrame *f)
 {
 	switch (f->msg_case) {
 	case PARLEY__V1__SERVER_FRAME__MSG_SEND_ACK:
-		return strcmp(f->send_ack->client_msg_id, job->cmid) ? 0
-								     : SEND_ACKED;
+		if (strcmp(f->send_ack->client_msg_id, job->cmid) != 0)
+			return 0;
+		return SEND_ACKED;
 	case PARLEY__V1__SERVER_FRAME__MSG_ERROR:
 		return send_is_ours(job, f) ? send_on_error(job, f->error) : 0;
 	default:
@@ -192,6 +193,14 @@ send_print_ack(struct send_job *job)
 	return rc ? CLI_EXIT_SERVER : CLI_EXIT_OK;
 }
 
+/* Session errors that no retry can mend. */
+static bool
+send_is_final(int err)
+{
+	return err == -EACCES || err == -EINVAL || err == -EPROTO ||
+	       err == -EMSGSIZE;
+}
+
 /* Attempt until acked, refused or out of time; returns the exit code. */
 static int
 send_run(struct send_job *job, int64_t end_ms)
@@ -204,7 +213,7 @@ send_run(struct send_job *job, int64_t end_ms)
 			return send_print_ack(job);
 		if (rc == SEND_REFUSED)
 			return job->exit;
-		if (rc == -EACCES || rc == -EINVAL)
+		if (send_is_final(rc))
 			return cli_fail("send", job->s.last_url, rc);
 		send_note_retry(job, rc);
 		if (!cli_backoff(n, end_ms))
@@ -212,8 +221,10 @@ send_run(struct send_job *job, int64_t end_ms)
 	}
 	if (!job->written)
 		return cli_fail("send", job->s.last_url, -ECONNREFUSED);
-	fprintf(stderr, "parley send: no ack for %s in time; it may have "
-			"been stored: retry with --id %s\n", job->cmid, job->cmid);
+	fprintf(stderr,
+		"parley send: no ack for %s in time; it may have "
+		"been stored: retry with --id %s\n",
+		job->cmid, job->cmid);
 	return CLI_EXIT_TIMEOUT;
 }
 

@@ -6,7 +6,7 @@
 #include "cli.h"
 
 #define TOKEN_DEFAULT_TTL_S 86400
-#define TOKEN_MAX_TTL_S (10LL * 366 * 86400)
+#define TOKEN_MAX_TTL_S	    (10LL * 366 * 86400)
 
 enum { TOKEN_OPT_TTL = CLI_OPT_LOCAL };
 
@@ -32,7 +32,8 @@ token_parse(int argc, char **argv, int64_t *ttl)
 	uint64_t v;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "h", token_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", token_options, NULL)) !=
+	       -1) {
 		if (opt == 'h') {
 			fputs(token_usage, stdout);
 			return CLI_DONE;

@@ -38,15 +38,15 @@ struct conn_in {
 
 struct conn {
 	struct lws_context *ctx;
-	struct lws *wsi;		/* NULL once lws dropped the connection */
-	lws_sorted_usec_list_t wake;	/* ends lws_service() at a deadline */
+	struct lws *wsi;	     /* NULL once lws dropped the connection */
+	lws_sorted_usec_list_t wake; /* ends lws_service() at a deadline */
 	enum conn_state state;
-	int err;			/* why it closed, -errno */
+	int err; /* why it closed, -errno */
 	int close_code;
-	bool closing;			/* conn_free() asked for a close */
+	bool closing; /* conn_free() asked for a close */
 	char *url;
 	Parley__V1__ServerFrame *welcome;
-	unsigned char *rx;		/* fragments of the frame being read */
+	unsigned char *rx; /* fragments of the frame being read */
 	size_t rx_len;
 	struct conn_out *out_head, **out_tail;
 	struct conn_in *in_head, **in_tail;
@@ -123,7 +123,8 @@ conn_on_frame(struct conn *c, const unsigned char *buf, size_t len)
 		fprintf(stderr, "parley: undecodable frame from %s\n", c->url);
 		return 0;
 	}
-	if (!c->welcome && f->msg_case == PARLEY__V1__SERVER_FRAME__MSG_WELCOME) {
+	if (!c->welcome &&
+	    f->msg_case == PARLEY__V1__SERVER_FRAME__MSG_WELCOME) {
 		c->welcome = f;
 		return 0;
 	}
@@ -146,7 +147,8 @@ conn_on_receive(struct conn *c, struct lws *wsi, const void *in, size_t len)
 	if (lws_is_first_fragment(wsi))
 		c->rx_len = 0;
 	if (c->rx_len + len > CONN_MAX_FRAME) {
-		fprintf(stderr, "parley: frame over %u bytes\n", CONN_MAX_FRAME);
+		fprintf(stderr, "parley: frame over %u bytes\n",
+			CONN_MAX_FRAME);
 		return -1;
 	}
 	c->rx = xrealloc(c->rx, c->rx_len + len + 1);
@@ -193,10 +195,17 @@ conn_on_peer_close(struct conn *c, const unsigned char *in, size_t len)
 		c->close_code = (in[0] << 8) | in[1];
 }
 
-static bool
-conn_close_is_auth(int code)
+/* The error a close code stands for (docs/PROTOCOL.md lists them). */
+static int
+conn_close_err(int code)
 {
-	return code >= 4001 && code <= 4003;
+	if (code >= 4001 && code <= 4003)
+		return -EACCES;
+	if (code == 4004)
+		return -EPROTO;
+	if (code == 1009)
+		return -EMSGSIZE;
+	return -ECONNRESET;
 }
 
 static void
@@ -218,10 +227,8 @@ conn_on_connect_error(struct conn *c, struct lws *wsi, const char *why)
 static void
 conn_on_closed(struct conn *c)
 {
-	int err = -ECONNRESET;
+	int err = conn_close_err(c->close_code);
 
-	if (conn_close_is_auth(c->close_code))
-		err = -EACCES;
 	conn_set_closed(c, c->state == CONN_OPEN ? err : -ECONNREFUSED);
 }
 
@@ -348,7 +355,7 @@ conn_start(struct conn *c, const char *token)
 	int port, rc = -EINVAL;
 
 	if (lws_parse_uri(tmp, &prot, &addr, &port, &p) || !*addr ||
-	    (strcmp(prot, "ws") && strcmp(prot, "wss")))
+	    (strcmp(prot, "ws") != 0 && strcmp(prot, "wss") != 0))
 		goto out_tmp;
 	rc = -ENOMEM;
 	c->ctx = conn_context(!strcmp(prot, "wss"));
@@ -364,7 +371,7 @@ conn_start(struct conn *c, const char *token)
 	ci.host = host;
 	ci.origin = host;
 	ci.protocol = "parley.v1";
-	ci.ssl_connection = strcmp(prot, "wss") ? 0 : LCCSCF_USE_SSL;
+	ci.ssl_connection = !strcmp(prot, "wss") ? LCCSCF_USE_SSL : 0;
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;
 	rc = lws_client_connect_via_info(&ci) ? 0 : -ECONNREFUSED;

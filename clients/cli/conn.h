@@ -21,7 +21,10 @@
  *   -EACCES        authentication refused: HTTP 401/403 on the upgrade,
  *                  close code 4001..4003, or Error UNAUTHENTICATED before
  *                  Welcome
- *   -ECONNRESET    the session closed (conn_close_code() says how)
+ *   -EPROTO        closed with 4004: the server could not read our frame
+ *   -EMSGSIZE      closed with 1009: our frame was over the server's limit
+ *   -ECONNRESET    the session closed otherwise (conn_close_code() says
+ *                  how); reconnecting may help
  *   -ETIMEDOUT     the deadline passed
  */
 struct conn;

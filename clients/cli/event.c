@@ -12,12 +12,13 @@ static void
 event_enum(struct json *j, const char *key, const ProtobufCEnumDescriptor *d,
 	   const char *prefix, int v)
 {
-	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
+	const ProtobufCEnumValue *ev =
+		protobuf_c_enum_descriptor_get_value(d, v);
 	size_t skip = strlen(prefix);
 	char name[64];
 	size_t i;
 
-	if (!ev || strncmp(ev->name, prefix, skip)) {
+	if (!ev || strncmp(ev->name, prefix, skip) != 0) {
 		json_i64(j, key, v);
 		return;
 	}
@@ -96,8 +97,8 @@ event_room_fields(struct json *j, const Parley__V1__RoomSummary *r)
 	json_u64(j, "read_seq", r->read_seq);
 	json_u64(j, "unread", r->unread);
 	json_str(j, "name", r->name);
-	event_enum(j, "kind", &parley__v1__room_kind__descriptor,
-		   "ROOM_KIND_", r->kind);
+	event_enum(j, "kind", &parley__v1__room_kind__descriptor, "ROOM_KIND_",
+		   r->kind);
 	json_u64(j, "delivered_seq", r->delivered_seq);
 }
 

@@ -40,8 +40,7 @@ void json_u64(struct json *j, const char *key, uint64_t v);
 void json_i64(struct json *j, const char *key, int64_t v);
 void json_bool(struct json *j, const char *key, bool v);
 /* An array of n strings. */
-void json_str_array(struct json *j, const char *key, char *const *v,
-		    size_t n);
+void json_str_array(struct json *j, const char *key, char *const *v, size_t n);
 
 /* Empty j for the next line (keeps the buffer). */
 void json_clear(struct json *j);

@@ -40,9 +40,9 @@ struct main_cmd {
 };
 
 static const struct main_cmd main_cmds[] = {
-	{ "token", cmd_token },	    { "send", cmd_send },
-	{ "listen", cmd_listen },   { "history", cmd_history },
-	{ "rooms", cmd_rooms },	    { "read", cmd_read },
+	{ "token", cmd_token },	  { "send", cmd_send },
+	{ "listen", cmd_listen }, { "history", cmd_history },
+	{ "rooms", cmd_rooms },	  { "read", cmd_read },
 	{ "room", cmd_room },
 };
 
@@ -67,14 +67,16 @@ main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(main_cmds) / sizeof(main_cmds[0]); i++) {
-		if (strcmp(argv[1], main_cmds[i].name))
+		if (strcmp(argv[1], main_cmds[i].name) != 0)
 			continue;
 		/* getopt_long names argv[0] in its messages. */
 		snprintf(prog, sizeof(prog), "parley %s", argv[1]);
 		argv[1] = prog;
 		return main_cmds[i].run(argc - 1, argv + 1);
 	}
-	fprintf(stderr, "parley: unknown command '%s'\n"
-			"Try 'parley --help'.\n", argv[1]);
+	fprintf(stderr,
+		"parley: unknown command '%s'\n"
+		"Try 'parley --help'.\n",
+		argv[1]);
 	return CLI_EXIT_USAGE;
 }

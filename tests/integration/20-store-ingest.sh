@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # parley-store ingest end to end: records produced into a real Kafka are
 # folded into a real PostgreSQL while the store is killed with -9 twice
-# (and, with its own PostgreSQL, the database restarted); afterwards every
+# (and, with its own Kafka and PostgreSQL, both restarted); afterwards every
 # message is there once, seqs are dense and in log order, retries made no
 # rows, membership and markers match, and a SIGTERM stop exits 0.
 # Run by tests/run.sh, or alone: it then starts Kafka on 29092/29093 and
@@ -132,6 +132,14 @@ fi
 	$((40 * 2 + 4 * 4 - 1)) ] || fail "member count"
 grep -q '"store.bad_record"' "$T/store.log" || fail "bad record not logged"
 echo "ok: membership, markers, undecodable record skipped"
+
+if [ -n "$own_infra" ]; then
+	# The broker restarts under the running store, which must reconnect.
+	deploy/local/kafka.sh stop "$own_infra/kafka"
+	deploy/local/kafka.sh start "$own_infra/kafka" \
+		"${PARLEY_TEST_KAFKA##*:}" "${STORE_IT_KAFKA_CONTROLLER_PORT:-29093}"
+	echo "restarted Kafka under the store"
+fi
 
 # A retry of an existing client_msg_id makes no new row.
 before=$(q "SELECT last_seq FROM rooms WHERE room_id = 'dm:u03:v03'")

@@ -36,10 +36,10 @@ start_store
 wait_until 60 consumed_all "$records" ||
 	fail "store consumed $(consumed) of $records records"
 
-python3 - "$root/proto" "$PARLEY_STORE_LISTEN" <<'EOF'
+cat >"$T/client.py" <<'EOF'
 import ctypes as C, re, subprocess, sys
 
-proto, url = sys.argv[1:3]
+proto, url, mode = sys.argv[1:4]
 ENVELOPE = proto + "/parley/internal/v1/envelope.proto"
 
 nng = C.CDLL("libnng.so.1")
@@ -118,6 +118,13 @@ def error(r):
     e = r["error"][0]
     return one(e, "code", ""), one(e, "retryable", False)
 
+if mode == "after-restart":
+    # The store's connection died with the server: no error for that.
+    seqs, last, _, _ = page(sync("alice", "dm:alice:bob", after=249))
+    assert seqs == [250] and last == 250, seqs
+    print("ok: first request after a PostgreSQL restart answered")
+    sys.exit(0)
+
 # Sync pages forward, 100 by default; has_more until the end.
 seqs, last, more, sr = page(sync("alice", "dm:alice:bob"))
 assert seqs == list(range(1, 101)) and last == 250 and more, (seqs[:3], last, more)
@@ -180,4 +187,49 @@ a = rooms("alice")
 assert one(a["dm:alice:bob"], "unread") == 125 and one(a["g1"], "unread") == 0, a
 assert rooms("carol") == {}, rooms("carol")
 print("ok: room lists and unread counts")
+
+# Concurrent clients, each on its own socket, all answered right.
+import threading
+errors = []
+def client(k):
+    try:
+        mine = Sock()
+        ok(nng.nng_req0_open(C.byref(mine)), "open")
+        ok(nng.nng_dial(mine, url.encode(), None, 0), "dial")
+        ok(nng.nng_socket_set_ms(mine, b"recv-timeout", 10000), "timeout")
+        for i in range(25):
+            req = protoc("encode", "StoreRequest",
+                         ('user_id: "bob" sync { room_id: "dm:alice:bob" '
+                          'after_seq: %d limit: 3 }' % (k * 25 + i)).encode())
+            ok(nng.nng_send(mine, req, len(req), 0), "send")
+            p, n = C.c_void_p(), C.c_size_t()
+            ok(nng.nng_recv(mine, C.byref(p), C.byref(n), 1), "recv")
+            r = parse(protoc("decode", "StoreReply", C.string_at(p, n.value)).decode())
+            nng.nng_free(p, n.value)
+            got = [one(m, "seq") for m in r["sync_result"][0].get("messages", [])]
+            a = k * 25 + i
+            assert got == list(range(a + 1, min(a + 3, 250) + 1)), (a, got)
+    except Exception as e:
+        errors.append(e)
+threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+print("ok: 8 concurrent clients, 200 requests")
 EOF
+python3 "$T/client.py" "$root/proto" "$PARLEY_STORE_LISTEN" all
+
+if [ -n "$own_infra" ]; then
+	deploy/local/pg.sh stop "$own_infra/pg" fast
+	deploy/local/pg.sh start "$own_infra/pg" "$PARLEY_TEST_PG_PORT"
+	python3 "$T/client.py" "$root/proto" "$PARLEY_STORE_LISTEN" after-restart
+fi
+
+# SIGTERM closes the RPC workers and exits 0 (under make asan: no leaks).
+pid=$(cat "$T/store.pid")
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+rm -f "$T/store.pid"
+[ "$rc" -eq 0 ] || fail "store exited $rc on SIGTERM"
+echo "ok: SIGTERM exits 0"

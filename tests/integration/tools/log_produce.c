@@ -62,7 +62,8 @@ list(char *s, size_t *n)
 	char *save = NULL;
 
 	*n = 0;
-	for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save))
+	for (char *t = strtok_r(s, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save))
 		v[(*n)++] = t;
 	return v;
 }
@@ -126,7 +127,7 @@ encode(char **f, int n, size_t *len)
 	Parley__Log__V1__RemoveMember rm = PARLEY__LOG__V1__REMOVE_MEMBER__INIT;
 	Parley__Log__V1__Leave lv = PARLEY__LOG__V1__LEAVE__INIT;
 	Parley__Log__V1__Marker m = PARLEY__LOG__V1__MARKER__INIT;
-	void *parts[] = {&p, &c, &a, &rm, &lv, &m};
+	void *parts[] = { &p, &c, &a, &rm, &lv, &m };
 	void *buf;
 
 	if (n < 4)
@@ -158,10 +159,11 @@ produce(struct kafka_producer *p, const char *topic, const char *key,
 int
 main(int argc, char **argv)
 {
-	struct tally t = {0};
+	struct tally t = { 0 };
 	struct kafka_producer *p;
 	char line[65536], *f[MAX_FIELDS];
 	long lines = 0;
+	const char *env;
 	int parts;
 
 	if (argc != 3) {
@@ -169,8 +171,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("log_produce");
-	parts = getenv("PARLEY_PARTITIONS") ? atoi(getenv("PARLEY_PARTITIONS"))
-					    : 4;
+	env = getenv("PARLEY_PARTITIONS");
+	parts = env ? (int)strtol(env, NULL, 10) : 4;
 	if (kafka_ensure_topic(argv[1], argv[2], parts, 30000) < 0)
 		return 1;
 	p = kafka_producer_new(argv[1], 30000, on_delivery, &t);
@@ -186,7 +188,8 @@ main(int argc, char **argv)
 		else
 			buf = encode(f, n, &len);
 		if (buf == NULL || produce(p, argv[2], f[1], buf, len) < 0) {
-			fprintf(stderr, "log_produce: bad line %ld\n", lines + 1);
+			fprintf(stderr, "log_produce: bad line %ld\n",
+				lines + 1);
 			t.failed++;
 		}
 		free(buf);

@@ -54,13 +54,19 @@ store_it_init() {
 	source tests/lib.sh
 	lib_init "$1"
 	trap store_it_cleanup EXIT
-	[ -z "$own_infra" ] ||
+	if [ -n "${STORE_IT_NNG:-}" ] || [ -n "$own_infra" ]; then
 		export PARLEY_STORE_LISTEN=${STORE_IT_NNG:-tcp://127.0.0.1:27301}
+	fi
 	db=${PARLEY_PG##*dbname=}
 	db=${db%% *}
 	produce_tool=$T/log_produce
-	# shellcheck disable=SC2046
-	cc -std=c11 -D_GNU_SOURCE -I"$build/gen" -Icommon -O1 \
+	# An instrumented libparley (make asan) needs the sanitizer runtimes.
+	local san=
+	if nm "$build/lib/libparley.a" 2>/dev/null | grep __asan_init >/dev/null; then
+		san="-fsanitize=address,undefined"
+	fi
+	# shellcheck disable=SC2046,SC2086
+	cc -std=c11 -D_GNU_SOURCE -I"$build/gen" -Icommon -O1 $san \
 		-o "$produce_tool" tests/integration/tools/log_produce.c \
 		"$build/lib/libparley.a" \
 		$(pkg-config --libs libprotobuf-c rdkafka) -lnng -lm -pthread
