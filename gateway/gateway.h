@@ -41,6 +41,8 @@ struct gw_config {
 	int ping_s;
 	int pong_timeout_s;
 	int rpc_timeout_ms;
+	int drain_ms;	 /* how long in-flight requests get at shutdown */
+	int drain_batch; /* sessions closed per tick while draining */
 };
 
 /* A frame shared by every session it goes to: encoded once, with
@@ -73,6 +75,8 @@ struct gw_session {
 	size_t rx_len;
 	int close_code;
 	const char *close_reason;
+	/* Requests forwarded to routers and not answered yet. */
+	int inflight;
 	/* Welcome is sent once rooms and presence both answered. */
 	bool rooms_done, presence_done;
 	Parley__V1__RoomList *rooms;
@@ -97,9 +101,11 @@ struct gateway {
 	struct lws_context *ctx;
 	uint64_t instance;
 	uint64_t next_session;
-	struct map sessions; /* id -> struct gw_session * */
+	struct map sessions; /* id -> struct gw_session * (every connection) */
 	struct map users;    /* user -> struct gw_user * */
 	bool draining;
+	bool stopped;
+	int64_t drain_deadline_ms;
 	/* NNG. */
 	nng_socket routers;
 	nng_socket deliveries;
@@ -126,7 +132,16 @@ int ws_run(struct gateway *gw);
 /* Ask the service thread to write (or close) this session. */
 void ws_wake(struct gw_session *s);
 
+/* drain.c: graceful stop. Readiness goes false and new connections are
+ * refused at once; sessions are closed in batches with 1001 once their
+ * requests are answered or the deadline passed; then the loop stops. */
+void drain_start(struct gateway *gw);
+/* One step per tick; sets gw->stopped when every connection is gone. */
+void drain_step(struct gateway *gw);
+
 /* session.c: sessions, their queues, and the indexes. */
+/* A new connection: give it an id and index it. */
+void session_open(struct gateway *gw, struct lws *wsi, struct gw_session *s);
 struct gw_session *session_get(struct gateway *gw, const char *id);
 /* Authenticate with a token; 0, or a close code to close with. */
 int session_auth(struct gw_session *s, const char *token);

@@ -137,6 +137,9 @@ link_command(struct gateway *gw, struct gw_session *s,
 	c.gateway = (char *)gw->cfg.nng_listen;
 	c.frame = f;
 	bus_batch_add_pb(&gw->commands, &c.base);
+	/* Routers answer every request with a request_id (ack, Ok or Error). */
+	if (f->request_id)
+		s->inflight++;
 	if (!gw->flush_scheduled) {
 		gw->flush_scheduled = true;
 		lws_sul_schedule(gw->ctx, 0, &gw->flush_sul, on_flush, 1);
@@ -172,6 +175,8 @@ link_delivery(struct gateway *gw, const Parley__Internal__V1__Delivery *d)
 	if (d->session_id && d->session_id[0]) {
 		struct gw_session *s = session_get(gw, d->session_id);
 
+		if (s && s->inflight > 0)
+			s->inflight--;
 		if (s)
 			session_send(s, f);
 	}

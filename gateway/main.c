@@ -41,6 +41,8 @@ gw_config(struct gw_config *c)
 					    7200);
 	c->rpc_timeout_ms = (int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100,
 					    120000);
+	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
+	c->drain_batch = (int)config_int("PARLEY_DRAIN_BATCH", 500, 1, 1000000);
 }
 
 int

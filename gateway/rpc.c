@@ -291,8 +291,9 @@ presence_fill_full(struct gateway *gw, Parley__Internal__V1__PresenceReport *r,
 	while (map_next(&gw->sessions, &pos, &key, &val)) {
 		struct gw_session *s = val;
 
-		presence_add(gw->pres, r, &ss[i++], gw->cfg.nng_listen, s->user,
-			     s->id, true);
+		if (s->user[0])
+			presence_add(gw->pres, r, &ss[i++], gw->cfg.nng_listen,
+				     s->user, s->id, true);
 	}
 }
 

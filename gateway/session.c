@@ -55,8 +55,21 @@ session_get(struct gateway *gw, const char *id)
 	return map_get(&gw->sessions, id);
 }
 
+void
+session_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
+{
+	s->wsi = wsi;
+	s->gw = gw;
+	s->state = GW_AUTH_WAIT;
+	snprintf(s->id, sizeof(s->id), "%016llx-%llu",
+		 (unsigned long long)gw->instance,
+		 (unsigned long long)++gw->next_session);
+	map_put(&gw->sessions, s->id, s);
+}
+
+/* Authenticated: findable by user for deliveries. */
 static void
-session_index(struct gw_session *s)
+session_index_user(struct gw_session *s)
 {
 	struct gw_user *u = map_get(&s->gw->users, s->user);
 
@@ -66,13 +79,12 @@ session_index(struct gw_session *s)
 	}
 	u->s = xrealloc(u->s, (u->n + 1) * sizeof(*u->s));
 	u->s[u->n++] = s;
-	map_put(&s->gw->sessions, s->id, s);
 }
 
 static void
 session_unindex(struct gw_session *s)
 {
-	struct gw_user *u = map_get(&s->gw->users, s->user);
+	struct gw_user *u = s->user[0] ? map_get(&s->gw->users, s->user) : NULL;
 
 	map_del(&s->gw->sessions, s->id);
 	for (size_t i = 0; u && i < u->n; i++)
@@ -256,7 +268,7 @@ session_auth(struct gw_session *s, const char *token)
 	strcpy(s->user, c.sub);
 	s->token_exp = c.exp;
 	s->state = GW_WELCOME_WAIT;
-	session_index(s);
+	session_index_user(s);
 	presence_session_up(s->gw, s);
 	req.user_id = s->user;
 	req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS;
@@ -354,10 +366,9 @@ session_destroy(struct gw_session *s)
 {
 	if (s->gw == NULL)
 		return;
-	if (s->user[0]) {
-		session_unindex(s);
+	session_unindex(s);
+	if (s->user[0])
 		presence_session_down(s->gw, s);
-	}
 	session_queue_clear(s);
 	free(s->rx);
 	if (s->rooms)

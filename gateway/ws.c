@@ -83,12 +83,7 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	const char *value;
 	int code;
 
-	s->wsi = wsi;
-	s->gw = gw;
-	s->state = GW_AUTH_WAIT;
-	snprintf(s->id, sizeof(s->id), "%016llx-%llu",
-		 (unsigned long long)gw->instance,
-		 (unsigned long long)++gw->next_session);
+	session_open(gw, wsi, s);
 	/* The value starts after "token=" inside the buffer. */
 	value = lws_get_urlarg_by_name(wsi, "token=", token, WS_TOKEN_MAX);
 	if (value) {
@@ -203,7 +198,13 @@ static const struct lws_protocols ws_protocols[] = {
 static void
 on_tick(lws_sorted_usec_list_t *sul)
 {
-	if (sig_stopping()) {
+	struct gateway *gw = lws_context_user(ws_ctx);
+
+	if (sig_stopping() && !gw->draining)
+		drain_start(gw);
+	if (gw->draining)
+		drain_step(gw);
+	if (gw->stopped) {
 		lws_cancel_service(ws_ctx);
 		return;
 	}
@@ -258,7 +259,7 @@ ws_run(struct gateway *gw)
 	}
 	LOG_INFO("gateway.start", "gateway up on ws://%s:%d/, deliveries on %s",
 		 gw->cfg.bind, gw->cfg.port, gw->cfg.nng_listen);
-	while (!sig_stopping())
+	while (!gw->stopped)
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
 	LOG_INFO("gateway.stop", "stopping");

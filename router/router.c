@@ -13,6 +13,8 @@
 #include "sig.h"
 #include "xalloc.h"
 
+#define ROUTER_SETTLE_MS 500
+
 int64_t
 router_now_ms(void)
 {
@@ -114,6 +116,23 @@ router_turn(struct router *r)
 	return more;
 }
 
+/* Fold, for a short while, what we just produced, so its senders get their
+ * acks from us rather than from the next owner. */
+static void
+router_settle(struct router *r)
+{
+	int64_t end = router_now_ms() + ROUTER_SETTLE_MS;
+
+	while (r->consumer && router_now_ms() < end) {
+		struct pollfd p = {.fd = kafka_consumer_fd(r->consumer),
+				   .events = POLLIN};
+
+		poll(&p, 1, 50);
+		owner_drain(r);
+		fanout_flush(r);
+	}
+}
+
 /* Stop order: no new commands, answer those in flight, hand partitions
  * over (committing what was folded), then the last deliveries. */
 static void
@@ -122,6 +141,7 @@ router_close(struct router *r)
 	if (r->ingress.id)
 		nng_close(r->ingress);
 	kafka_producer_free(r->producer, 5000);
+	router_settle(r);
 	owner_close(r);
 	fanout_flush(r);
 	replica_close(&r->replica);

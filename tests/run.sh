@@ -55,6 +55,9 @@ echo "starting Kafka on 127.0.0.1:$kport and PostgreSQL on 127.0.0.1:$pgport"
 deploy/local/kafka.sh start "$infra/kafka" "$kport" "$kcport" || exit 1
 deploy/local/pg.sh start "$infra/pg" "$pgport" || exit 1
 export PARLEY_TEST_KAFKA="127.0.0.1:$kport" PARLEY_TEST_PG_PORT=$pgport
+# Fault tests restart the broker and the database in place.
+export PARLEY_TEST_KAFKA_DIR="$infra/kafka" PARLEY_TEST_KAFKA_PORT=$kport \
+	PARLEY_TEST_KAFKA_CPORT=$kcport PARLEY_TEST_PG_DIR="$infra/pg"
 
 for t in tests/integration/[0-9][0-9]-*.sh; do
 	name=$(basename "$t" .sh)
