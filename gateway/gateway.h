@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "jwt.h"
 #include "map.h"
+#include "metrics.h"
 #include "parley/internal/v1/envelope.pb-c.h"
 
 /* WebSocket close codes (docs/PROTOCOL.md). */
@@ -25,6 +26,13 @@ enum gw_close {
 	GW_CLOSE_AUTH_TIMEOUT = 4003,  /* no token within the deadline */
 	GW_CLOSE_BAD_FRAME = 4004,     /* not a binary ClientFrame */
 	GW_CLOSE_TOO_SLOW = 4005,      /* not reading: reconnect and sync */
+};
+
+/* Counters exported on /metrics. */
+struct gw_metrics {
+	struct metric *connections, *sessions, *frames_in, *frames_out;
+	struct metric *bytes_out, *commands, *deliveries, *closes_slow;
+	struct metric *closes_auth, *closes_bad;
 };
 
 struct gw_config {
@@ -123,8 +131,19 @@ struct gateway {
 	/* Presence reporting. */
 	struct gw_presence *pres;
 	lws_sorted_usec_list_t presence_sul;
-	uint64_t stat_frames_in, stat_frames_out;
+	struct gw_metrics *m;
 };
+
+/* http.c: /livez, /readyz, /metrics. */
+struct gw_http {
+	char *body;
+	size_t len;
+};
+
+int http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
+		    const char *uri);
+int http_on_writable(struct lws *wsi, struct gw_http *h);
+void http_release(struct gw_http *h);
 
 /* ws.c: the libwebsockets side. ws_run opens the links, serves until a
  * stop signal, and closes everything; 0 or -1 when start-up failed. */

@@ -137,6 +137,7 @@ link_command(struct gateway *gw, struct gw_session *s,
 	c.gateway = (char *)gw->cfg.nng_listen;
 	c.frame = f;
 	bus_batch_add_pb(&gw->commands, &c.base);
+	metric_add(gw->m->commands, 1);
 	/* Routers answer every request with a request_id (ack, Ok or Error). */
 	if (f->request_id)
 		s->inflight++;
@@ -182,6 +183,7 @@ link_delivery(struct gateway *gw, const Parley__Internal__V1__Delivery *d)
 	}
 	for (size_t i = 0; i < d->n_user_ids; i++)
 		session_deliver_user(gw, d->user_ids[i], f, except);
+	metric_add(gw->m->deliveries, (int64_t)d->n_user_ids);
 	frame_unref(f);
 }
 

@@ -19,6 +19,37 @@ gw_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static struct gw_metrics *
+gw_metrics(void)
+{
+	static struct gw_metrics m;
+
+	m.connections = metrics_gauge("parley_gateway_connections",
+				      "Open WebSocket connections.");
+	m.sessions = metrics_gauge("parley_gateway_sessions",
+				   "Authenticated sessions.");
+	m.frames_in = metrics_counter("parley_gateway_frames_in_total",
+				      "Client frames received.");
+	m.frames_out = metrics_counter("parley_gateway_frames_out_total",
+				       "Frames written to clients.");
+	m.bytes_out = metrics_counter("parley_gateway_bytes_out_total",
+				      "Payload bytes written to clients.");
+	m.commands = metrics_counter("parley_gateway_commands_total",
+				     "Commands forwarded to routers.");
+	m.deliveries = metrics_counter("parley_gateway_deliveries_total",
+				       "Recipients named in router deliveries.");
+	m.closes_slow = metrics_counter(
+		"parley_gateway_closes_total{reason=\"too_slow\"}",
+		"Connections closed by the gateway.");
+	m.closes_auth = metrics_counter(
+		"parley_gateway_closes_total{reason=\"auth\"}",
+		"Connections closed by the gateway.");
+	m.closes_bad = metrics_counter(
+		"parley_gateway_closes_total{reason=\"bad_input\"}",
+		"Connections closed by the gateway.");
+	return &m;
+}
+
 static void
 gw_config(struct gw_config *c)
 {
@@ -55,6 +86,7 @@ main(void)
 	gw_config(&gw->cfg);
 	if (getrandom(&gw->instance, sizeof(gw->instance), 0) < 0)
 		log_fatal("gateway.random", "getrandom failed");
+	gw->m = gw_metrics();
 	map_init(&gw->sessions);
 	map_init(&gw->users);
 	if (sig_install() < 0)

@@ -65,6 +65,7 @@ session_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 		 (unsigned long long)gw->instance,
 		 (unsigned long long)++gw->next_session);
 	map_put(&gw->sessions, s->id, s);
+	metric_add(gw->m->connections, 1);
 }
 
 /* Authenticated: findable by user for deliveries. */
@@ -87,6 +88,9 @@ session_unindex(struct gw_session *s)
 	struct gw_user *u = s->user[0] ? map_get(&s->gw->users, s->user) : NULL;
 
 	map_del(&s->gw->sessions, s->id);
+	metric_add(s->gw->m->connections, -1);
+	if (s->user[0])
+		metric_add(s->gw->m->sessions, -1);
 	for (size_t i = 0; u && i < u->n; i++)
 		if (u->s[i] == s) {
 			u->s[i] = u->s[--u->n];
@@ -124,8 +128,15 @@ session_close(struct gw_session *s, int code, const char *reason)
 	s->close_code = code;
 	s->close_reason = reason;
 	/* A slow reader's backlog is dropped: it will sync what it missed. */
-	if (code == GW_CLOSE_TOO_SLOW)
+	if (code == GW_CLOSE_TOO_SLOW) {
 		session_queue_clear(s);
+		metric_add(s->gw->m->closes_slow, 1);
+	} else if (code >= GW_CLOSE_UNAUTHORIZED &&
+		   code <= GW_CLOSE_AUTH_TIMEOUT) {
+		metric_add(s->gw->m->closes_auth, 1);
+	} else if (code == GW_CLOSE_BAD_FRAME || code == GW_CLOSE_TOO_BIG) {
+		metric_add(s->gw->m->closes_bad, 1);
+	}
 	LOG_DEBUG("gateway.close", "closing session %s with %d: %s", s->id,
 		  code, reason);
 	ws_wake(s);
@@ -269,6 +280,7 @@ session_auth(struct gw_session *s, const char *token)
 	s->token_exp = c.exp;
 	s->state = GW_WELCOME_WAIT;
 	session_index_user(s);
+	metric_add(s->gw->m->sessions, 1);
 	presence_session_up(s->gw, s);
 	req.user_id = s->user;
 	req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS;
@@ -346,7 +358,7 @@ session_on_message(struct gw_session *s, const uint8_t *buf, size_t len)
 {
 	Parley__V1__ClientFrame *f;
 
-	s->gw->stat_frames_in++;
+	metric_add(s->gw->m->frames_in, 1);
 	f = parley__v1__client_frame__unpack(NULL, len, buf);
 	if (f == NULL) {
 		session_close(s, GW_CLOSE_BAD_FRAME, "not a ClientFrame");

@@ -28,34 +28,18 @@ ws_wake(struct gw_session *s)
 }
 
 static int
-ws_http(struct gateway *gw, struct lws *wsi, const char *uri)
-{
-	int status = HTTP_STATUS_NOT_FOUND;
-	const char *body = "not found";
-
-	if (strcmp(uri, "/livez") == 0) {
-		status = HTTP_STATUS_OK;
-		body = "ok";
-	} else if (strcmp(uri, "/readyz") == 0) {
-		bool ready = !gw->draining &&
-			     __atomic_load_n(&gw->router_pipes,
-					     __ATOMIC_RELAXED) > 0;
-
-		status = ready ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
-		body = ready ? "ready" : "not ready";
-	}
-	if (lws_return_http_status(wsi, (unsigned int)status, body))
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-static int
 callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	      void *in, size_t len)
 {
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		return ws_http(ws_gateway(wsi), wsi, in);
+		return http_on_request(ws_gateway(wsi), wsi, user, in);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_on_writable(wsi, user);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (user)
+			http_release(user);
+		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		inbox_drain(ws_gateway(wsi));
 		break;
@@ -151,11 +135,12 @@ ws_on_writable(struct gw_session *s)
 	s->queued -= q->frame->len;
 	n = lws_write(s->wsi, q->frame->buf + LWS_PRE, q->frame->len,
 		      LWS_WRITE_BINARY);
+	metric_add(s->gw->m->bytes_out, (int64_t)q->frame->len);
 	frame_unref(q->frame);
 	free(q);
 	if (n < 0)
 		return -1;
-	s->gw->stat_frames_out++;
+	metric_add(s->gw->m->frames_out, 1);
 	if (s->head || s->close_code)
 		lws_callback_on_writable(s->wsi);
 	return 0;
@@ -189,7 +174,7 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 static const struct lws_protocols ws_protocols[] = {
-	{"http", callback_http, 0, 0, 0, NULL, 0},
+	{"http", callback_http, sizeof(struct gw_http), 0, 0, NULL, 0},
 	{"parley.v1", callback_parley, sizeof(struct gw_session), 65536, 0,
 	 NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},

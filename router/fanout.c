@@ -35,11 +35,17 @@ fanout_gw_open(const char *url)
 }
 
 static void
-fanout_send(const char *url, struct fanout_gw *g)
+fanout_send(struct router *r, const char *url, struct fanout_gw *g)
 {
 	nng_msg *m = bus_batch_take(&g->batch);
 
-	if (m && bus_send(g->push, m, true) < 0 && g->dropped++ % 1000 == 0)
+	if (m == NULL)
+		return;
+	metric_add(r->m->batches, 1);
+	if (bus_send(g->push, m, true) == 0)
+		return;
+	metric_add(r->m->dropped, 1);
+	if (g->dropped++ % 1000 == 0)
 		LOG_WARN("router.fanout_drop", "gateway %s not taking "
 			 "deliveries (%llu batches dropped)", url,
 			 (unsigned long long)g->dropped);
@@ -57,7 +63,7 @@ fanout_add(struct router *r, const char *gateway,
 	}
 	bus_batch_add_pb(&g->batch, &d->base);
 	if (bus_batch_bytes(&g->batch) >= FANOUT_BATCH_BYTES)
-		fanout_send(gateway, g);
+		fanout_send(r, gateway, g);
 }
 
 void
@@ -68,7 +74,7 @@ fanout_flush(struct router *r)
 	void *val;
 
 	while (map_next(&r->gateways, &pos, &key, &val))
-		fanout_send(key, val);
+		fanout_send(r, key, val);
 }
 
 void

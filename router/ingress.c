@@ -51,7 +51,8 @@ ingress_on_delivery(void *ctx, const struct kafka_delivery *d)
 
 	/* G1: a send whose fate is unknown is retryable, never "failed";
 	 * a retry with the same client_msg_id is deduplicated by the fold. */
-	if (d->err)
+	if (d->err) {
+		metric_add(r->m->produce_errors, 1);
 		router_error(r, p->gateway, p->session_id, p->request_id,
 			     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
 			     d->maybe_persisted
@@ -59,6 +60,7 @@ ingress_on_delivery(void *ctx, const struct kafka_delivery *d)
 				       "client_msg_id"
 				     : "log unavailable; retry",
 			     true, p->room_id, p->client_msg_id);
+	}
 	ingress_pending_free(p);
 }
 
@@ -184,6 +186,7 @@ ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 {
 	const Parley__V1__ClientFrame *f = c->frame;
 
+	metric_add(r->m->commands, 1);
 	if (f == NULL || !jwt_valid_user(c->user_id) || c->gateway == NULL ||
 	    c->session_id == NULL) {
 		LOG_WARN("router.bad_command", "command without frame or "

@@ -1,6 +1,7 @@
 /* parley-router: reads its configuration from the environment and runs the
  * router until SIGINT or SIGTERM (see router.h and docs/CONFIG.md). */
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
 #include "router.h"
 #include "sig.h"
@@ -25,6 +26,9 @@ main(void)
 		"PARLEY_DELIVERY_TIMEOUT_MS", 10000, 1000, 300000);
 	cfg.max_body = (int)config_int("PARLEY_MAX_BODY", 64 * 1024, 1,
 				       1024 * 1024);
+	if (httpd_start(config_str("PARLEY_HTTP_BIND", "127.0.0.1"),
+			httpd_config_port(9201), NULL) < 0)
+		LOG_WARN("router.httpd", "no health/metrics endpoint");
 	if (sig_install() < 0)
 		log_fatal("router.signals", "cannot install signal handlers");
 	return router_run(&cfg) == 0 ? 0 : 1;

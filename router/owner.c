@@ -38,6 +38,7 @@ on_assign(void *ctx, struct kafka_consumer *c,
 		fold_free(p->fold);
 		p->fold = fold_new();
 		p->owned = true;
+		metric_add(r->m->partitions, 1);
 		p->live_from = parts->elems[i].offset < 0
 				       ? 0
 				       : parts->elems[i].offset;
@@ -64,6 +65,8 @@ on_revoke(void *ctx, struct kafka_consumer *c,
 			continue;
 		fold_free(p->fold);
 		p->fold = NULL;
+		if (p->owned)
+			metric_add(r->m->partitions, -1);
 		p->owned = false;
 	}
 }
@@ -147,7 +150,7 @@ owner_fanout(struct router *r, struct fold_room *room,
 		d.frame.data = buf;
 		d.frame.len = n;
 		fanout_add(r, key, &d);
-		r->stat_deliveries += t->n;
+		metric_add(r->m->deliveries, (int64_t)t->n);
 		free(t->users);
 		free(t);
 	}
@@ -174,7 +177,12 @@ owner_ack(struct router *r, const Parley__Log__V1__Record *rec,
 	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_SEND_ACK;
 	f.send_ack = &ack;
 	router_reply(r, o->gateway, o->session_id, &f);
-	r->stat_acks++;
+	metric_add(r->m->acks, 1);
+	if (ack.duplicate)
+		metric_add(r->m->duplicates, 1);
+	else
+		metric_observe(r->m->ack_latency,
+			       (double)(router_now_ms() - rec->ts_ms) / 1000.0);
 }
 
 static void
@@ -240,6 +248,7 @@ owner_effects(struct router *r, const Parley__Log__V1__Record *rec,
 	const Parley__Log__V1__Origin *o = rec->origin;
 
 	if (res->verdict == FOLD_REJECTED) {
+		metric_add(r->m->rejected, 1);
 		/* body is a union: post is only valid for a Post. */
 		if (o)
 			router_error(r, o->gateway, o->session_id,
@@ -274,7 +283,7 @@ owner_record(struct router *r, struct router_part *p,
 	}
 	if (fold_apply(p->fold, rec, &res) == 0 && m->offset >= p->live_from)
 		owner_effects(r, rec, &res);
-	r->stat_records++;
+	metric_add(r->m->records, 1);
 	parley__log__v1__record__free_unpacked(rec, NULL);
 }
 

@@ -62,11 +62,43 @@ router_error(struct router *r, const char *gateway, const char *session_id,
 	router_reply(r, gateway, session_id, &f);
 }
 
+static struct router_metrics *
+router_metrics(void)
+{
+	static struct router_metrics m;
+
+	m.commands = metrics_counter("parley_router_commands_total",
+				     "Client commands received from gateways.");
+	m.records = metrics_counter("parley_router_records_total",
+				    "Log records folded.");
+	m.acks = metrics_counter("parley_router_acks_total", "SendAcks sent.");
+	m.duplicates = metrics_counter("parley_router_duplicates_total",
+				       "Sends recognised as retries (G2).");
+	m.rejected = metrics_counter("parley_router_rejected_total",
+				     "Records the fold rejected.");
+	m.deliveries = metrics_counter("parley_router_deliveries_total",
+				       "Recipients named in fan-out deliveries.");
+	m.batches = metrics_counter("parley_router_batches_total",
+				    "NNG messages sent to gateways.");
+	m.dropped = metrics_counter("parley_router_dropped_batches_total",
+				    "Batches a gateway did not take.");
+	m.produce_errors = metrics_counter("parley_router_produce_errors_total",
+					   "Records Kafka did not take.");
+	m.ack_latency = metrics_histogram(
+		"parley_router_ack_latency_seconds",
+		"From ingress to SendAck, through Kafka.",
+		METRICS_LATENCY_BOUNDS, METRICS_LATENCY_BOUNDS_N);
+	m.partitions = metrics_gauge("parley_router_partitions",
+				     "Partitions this router folds.");
+	return &m;
+}
+
 static int
 router_open(struct router *r)
 {
 	int rc;
 
+	r->m = router_metrics();
 	map_init(&r->gateways);
 	rc = kafka_ensure_topic(r->cfg.brokers, r->cfg.topic,
 				r->cfg.partitions, 60000);
@@ -166,7 +198,7 @@ router_run(const struct router_config *cfg)
 			more = router_turn(r);
 		}
 		LOG_INFO("router.stop", "stopping: %llu records folded",
-			 (unsigned long long)r->stat_records);
+			 (unsigned long long)metric_value(r->m->records));
 	} else {
 		LOG_ERROR("router.start_failed", "start-up failed: %s",
 			  strerror(-rc));

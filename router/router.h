@@ -12,6 +12,7 @@
 #include "fold.h"
 #include "kafka.h"
 #include "map.h"
+#include "metrics.h"
 #include "parley/internal/v1/envelope.pb-c.h"
 #include "parley/log/v1/record.pb-c.h"
 
@@ -59,7 +60,14 @@ struct router {
 	struct router_part parts[ROUTER_MAX_PARTITIONS];
 	struct replica replica;
 	struct map gateways; /* url -> struct fanout_gw * */
-	uint64_t stat_records, stat_deliveries, stat_acks;
+	struct router_metrics *m;
+};
+
+/* Counters exported on /metrics (names in docs/OPERATIONS.md). */
+struct router_metrics {
+	struct metric *commands, *records, *acks, *duplicates, *rejected;
+	struct metric *deliveries, *batches, *dropped, *produce_errors;
+	struct metric *ack_latency, *partitions;
 };
 
 /* main.c fills cfg; router_run owns everything else until a stop signal.

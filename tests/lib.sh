@@ -14,6 +14,7 @@ TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")/tools" && pwd)
 export PARLEY_JWT_SECRET=integration-test-secret-0123456789
 export PARLEY_KAFKA_BROKERS=$PARLEY_TEST_KAFKA
 export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
+export PARLEY_HTTP_PORT=0 # no health/metrics servers unless a test asks
 export PATH="$PARLEY_BIN:$PATH"
 
 # lib_init NAME: a temp folder, a topic, groups and a database for this test.
