@@ -40,6 +40,7 @@ lib_init() {
 	export PARLEY_STORE_URL=$PARLEY_STORE_LISTEN
 	ROUTER_URLS=""
 	trap lib_cleanup EXIT
+	trap "exit 143" TERM INT
 }
 
 lib_cleanup() {

@@ -104,8 +104,13 @@ def describe(payload):
 
 
 class Conn:
-    def __init__(self, port, path="/", protocol="parley.v1", host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=5)
+    def __init__(self, port, path="/", protocol="parley.v1", host="127.0.0.1",
+                 rcvbuf=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(5)
+        self.sock.connect((host, port))
         key = base64.b64encode(os.urandom(16)).decode()
         req = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -161,7 +166,7 @@ class Conn:
 def probe(args):
     token = args.token
     path = "/?token=" + token if token else "/"
-    c = Conn(args.port, path)
+    c = Conn(args.port, path, rcvbuf=args.rcvbuf)
     out = {"http_status": c.status, "close_code": None, "frames": []}
     if c.status != 101:
         print(json.dumps(out))
@@ -174,6 +179,12 @@ def probe(args):
         c.send_frame(1, args.send_text.encode())
     if args.send:
         c.send_frame(2, pb_send(7, args.send[0], args.send[1], "probe-1"))
+    if args.stall:
+        # A reader that stops reading: wait for the Welcome, then nothing.
+        op, payload = c.recv_frame(time.time() + 10)
+        out["frames"].append(describe(payload))
+        print("stalled", file=sys.stderr, flush=True)
+        time.sleep(args.stall)
     deadline = time.time() + args.wait
     try:
         while time.time() < deadline:
@@ -203,6 +214,10 @@ def main():
     pr.add_argument("--send-text")
     pr.add_argument("--send", nargs=2, metavar=("ROOM", "BODY"))
     pr.add_argument("--wait", type=float, default=3.0)
+    pr.add_argument("--rcvbuf", type=int, default=0,
+                    help="SO_RCVBUF, to make a slow reader slow sooner")
+    pr.add_argument("--stall", type=float, default=0,
+                    help="after the Welcome, read nothing for this long")
     args = p.parse_args()
     if args.cmd == "probe":
         probe(args)
