@@ -42,6 +42,7 @@ fold_room_free(struct fold_room *r)
 	free(r->ring);
 	free(r->id);
 	free(r->name);
+	free(r->creator);
 	free(r);
 }
 
@@ -116,6 +117,13 @@ fold_room_set_member(struct fold_room *r, const char *user,
 		map_put(&r->members, user, cur);
 	}
 	*cur = *m;
+}
+
+void
+fold_room_set_creator(struct fold_room *r, const char *user)
+{
+	free(r->creator);
+	r->creator = xstrdup(user);
 }
 
 static void
@@ -347,6 +355,7 @@ fold_create(struct fold *f, struct fold_room *r,
 		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
 				   "direct rooms are made by their first message");
 	r = fold_room_new(f, rec->room_id, FOLD_GROUP, c->name);
+	fold_room_set_creator(r, rec->actor);
 	out->room = r;
 	out->created = true;
 	r->last_ts = out->ts_ms;
@@ -404,6 +413,10 @@ fold_remove(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		return rc;
 	if (user == NULL || fold_room_member(r, user) == NULL)
 		return fold_duplicate(out, r->last_seq);
+	if (strcmp(user, rec->actor) != 0 &&
+	    (r->creator == NULL || strcmp(r->creator, rec->actor) != 0))
+		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				   "only the room's creator removes members");
 	fold_room_drop_member(r, user);
 	out->removed = user;
 	return fold_accept(out, r);

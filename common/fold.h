@@ -15,7 +15,8 @@
  *  - "dm:A:B" (A < B, both valid user ids) is created by its first Post by
  *    A or B; only A and B may ever use it.
  *  - Group rooms are created by CreateRoom; members change only through
- *    AddMembers / RemoveMember / Leave records.
+ *    AddMembers / RemoveMember / Leave records. Any member may add members;
+ *    only the room's creator may remove others; anyone may leave.
  *  - Markers (delivered/read) only move forward, never past last_seq. */
 #ifndef PARLEY_FOLD_H
 #define PARLEY_FOLD_H
@@ -48,6 +49,7 @@ struct fold_dedup_entry {
 struct fold_room {
 	char *id;
 	char *name;
+	char *creator; /* group rooms: who may remove members */
 	enum fold_kind kind;
 	uint64_t last_seq;
 	int64_t last_ts;
@@ -106,6 +108,7 @@ struct fold_room *fold_room_new(struct fold *f, const char *room_id,
 				enum fold_kind kind, const char *name);
 void fold_room_set_member(struct fold_room *r, const char *user,
 			  const struct fold_member *m);
+void fold_room_set_creator(struct fold_room *r, const char *user);
 void fold_room_add_dedup(struct fold_room *r, const char *sender,
 			 const char *client_msg_id, uint64_t seq, int64_t ts);
 

@@ -201,6 +201,8 @@ test_group_membership(void)
 		     FOLD_ACCEPTED);
 	CHECK_EQ_INT(fold_room_member(res.room, "dave")->joined_after, 1);
 	CHECK_EQ_INT(apply(f, mk_post("g:1", "dave", "d1", 3)).seq, 2);
+	res = apply(f, mk_group("remove", "g:1", "bob", carol, 1));
+	CHECK_EQ_INT(res.error, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN);
 	res = apply(f, mk_group("remove", "g:1", "alice", carol, 1));
 	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
 	CHECK_EQ_STR(res.removed, "carol");

@@ -327,6 +327,10 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 	case PARLEY__V1__CLIENT_FRAME__MSG_SEND:
 	case PARLEY__V1__CLIENT_FRAME__MSG_DELIVERED:
 	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
+	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
+	case PARLEY__V1__CLIENT_FRAME__MSG_ADD_MEMBERS:
+	case PARLEY__V1__CLIENT_FRAME__MSG_REMOVE_MEMBER:
+	case PARLEY__V1__CLIENT_FRAME__MSG_LEAVE_ROOM:
 		link_command(s->gw, s, f);
 		break;
 	default:

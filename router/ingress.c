@@ -2,6 +2,9 @@
  * keyed by room. The owner of the room's partition answers the sender once
  * the record is folded; ingress answers only when the produce failed. */
 #include <errno.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +16,9 @@
 #define INGRESS_MAX_ID 128
 #define INGRESS_MAX_ROOM 256
 #define INGRESS_DRAIN_MAX 256
+#define INGRESS_MAX_NAME 256
+#define INGRESS_MAX_ADD 1000
+#define INGRESS_ROOM_HEX 24
 
 /* Who to tell if the record cannot be produced. */
 struct ingress_pending {
@@ -182,6 +188,110 @@ ingress_marker(struct router *r, const Parley__Internal__V1__Command *c,
 }
 
 static void
+ingress_reject(struct router *r, const Parley__Internal__V1__Command *c,
+	       const char *why)
+{
+	router_error(r, c->gateway, c->session_id, c->frame->request_id,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, why, false,
+		     NULL, NULL);
+}
+
+static bool
+ingress_valid_users(char **ids, size_t n, size_t max)
+{
+	if (n == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!jwt_valid_user(ids[i]))
+			return false;
+	return true;
+}
+
+/* A group's id: derived from (creator, client_room_id) so a retried
+ * CreateRoom names the same room; random without a client_room_id. */
+static void
+ingress_room_id(const char *user, const char *client_room_id, char *out)
+{
+	unsigned char h[SHA256_DIGEST_LENGTH];
+	char *seed;
+
+	if (client_room_id && client_room_id[0]) {
+		seed = xasprintf("%s\n%s", user, client_room_id);
+		SHA256((unsigned char *)seed, strlen(seed), h);
+		free(seed);
+	} else if (getrandom(h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		abort(); /* the kernel's randomness is not optional */
+	}
+	strcpy(out, "g:");
+	for (int i = 0; i < INGRESS_ROOM_HEX / 2; i++)
+		sprintf(out + 2 + 2 * i, "%02x", h[i]);
+}
+
+static void
+ingress_create(struct router *r, const Parley__Internal__V1__Command *c)
+{
+	const Parley__V1__CreateRoom *cr = c->frame->create_room;
+	Parley__Log__V1__Record rec = PARLEY__LOG__V1__RECORD__INIT;
+	Parley__Log__V1__CreateRoom lc = PARLEY__LOG__V1__CREATE_ROOM__INIT;
+	char id[3 + INGRESS_ROOM_HEX];
+
+	if ((cr->n_member_ids &&
+	     !ingress_valid_users(cr->member_ids, cr->n_member_ids,
+				  (size_t)r->cfg.max_members)) ||
+	    (cr->name && strlen(cr->name) > INGRESS_MAX_NAME) ||
+	    (cr->client_room_id &&
+	     strlen(cr->client_room_id) > INGRESS_MAX_ID)) {
+		ingress_reject(r, c, "bad CreateRoom: members, name or id");
+		return;
+	}
+	ingress_room_id(c->user_id, cr->client_room_id, id);
+	lc.name = cr->name;
+	lc.member_ids = cr->member_ids;
+	lc.n_member_ids = cr->n_member_ids;
+	lc.client_room_id = cr->client_room_id;
+	rec.room_id = id;
+	rec.body_case = PARLEY__LOG__V1__RECORD__BODY_CREATE_ROOM;
+	rec.create_room = &lc;
+	ingress_produce(r, c, &rec, NULL);
+}
+
+static void
+ingress_members(struct router *r, const Parley__Internal__V1__Command *c)
+{
+	const Parley__V1__ClientFrame *f = c->frame;
+	Parley__Log__V1__Record rec = PARLEY__LOG__V1__RECORD__INIT;
+	Parley__Log__V1__AddMembers add = PARLEY__LOG__V1__ADD_MEMBERS__INIT;
+	Parley__Log__V1__RemoveMember rm = PARLEY__LOG__V1__REMOVE_MEMBER__INIT;
+	Parley__Log__V1__Leave lv = PARLEY__LOG__V1__LEAVE__INIT;
+
+	if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_ADD_MEMBERS) {
+		rec.room_id = f->add_members->room_id;
+		add.user_ids = f->add_members->user_ids;
+		add.n_user_ids = f->add_members->n_user_ids;
+		rec.body_case = PARLEY__LOG__V1__RECORD__BODY_ADD_MEMBERS;
+		rec.add_members = &add;
+		if (!ingress_valid_users(add.user_ids, add.n_user_ids,
+					 INGRESS_MAX_ADD))
+			rec.room_id = NULL;
+	} else if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_REMOVE_MEMBER) {
+		rec.room_id = f->remove_member->room_id;
+		rm.user_id = f->remove_member->user_id;
+		rec.body_case = PARLEY__LOG__V1__RECORD__BODY_REMOVE_MEMBER;
+		rec.remove_member = &rm;
+		if (!jwt_valid_user(rm.user_id))
+			rec.room_id = NULL;
+	} else {
+		rec.room_id = f->leave_room->room_id;
+		rec.body_case = PARLEY__LOG__V1__RECORD__BODY_LEAVE;
+		rec.leave = &lv;
+	}
+	if (!ingress_valid_id(rec.room_id, INGRESS_MAX_ROOM))
+		ingress_reject(r, c, "bad room id or user ids");
+	else
+		ingress_produce(r, c, &rec, NULL);
+}
+
+static void
 ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 {
 	const Parley__V1__ClientFrame *f = c->frame;
@@ -203,6 +313,14 @@ ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 		break;
 	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
 		ingress_marker(r, c, f->read->room_id, f->read->seq, true);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
+		ingress_create(r, c);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_ADD_MEMBERS:
+	case PARLEY__V1__CLIENT_FRAME__MSG_REMOVE_MEMBER:
+	case PARLEY__V1__CLIENT_FRAME__MSG_LEAVE_ROOM:
+		ingress_members(r, c);
 		break;
 	default:
 		router_error(r, c->gateway, c->session_id, f->request_id,

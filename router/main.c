@@ -26,6 +26,8 @@ main(void)
 		"PARLEY_DELIVERY_TIMEOUT_MS", 10000, 1000, 300000);
 	cfg.max_body = (int)config_int("PARLEY_MAX_BODY", 64 * 1024, 1,
 				       1024 * 1024);
+	cfg.max_members = (int)config_int("PARLEY_MAX_MEMBERS", 100000, 2,
+					  10000000);
 	if (httpd_start(config_str("PARLEY_HTTP_BIND", "127.0.0.1"),
 			httpd_config_port(9201), NULL) < 0)
 		LOG_WARN("router.httpd", "no health/metrics endpoint");

@@ -35,8 +35,11 @@ on_assign(void *ctx, struct kafka_consumer *c,
 
 		if (p == NULL)
 			continue;
+		if (p->owned)
+			online_release(p);
 		fold_free(p->fold);
 		p->fold = fold_new();
+		online_init(p);
 		p->owned = true;
 		metric_add(r->m->partitions, 1);
 		p->live_from = parts->elems[i].offset < 0
@@ -65,8 +68,10 @@ on_revoke(void *ctx, struct kafka_consumer *c,
 			continue;
 		fold_free(p->fold);
 		p->fold = NULL;
-		if (p->owned)
+		if (p->owned) {
+			online_release(p);
 			metric_add(r->m->partitions, -1);
+		}
 		p->owned = false;
 	}
 }
@@ -89,72 +94,63 @@ owner_close(struct router *r)
 {
 	kafka_consumer_free(r->consumer);
 	r->consumer = NULL;
-	for (int i = 0; i < ROUTER_MAX_PARTITIONS; i++)
+	for (int i = 0; i < ROUTER_MAX_PARTITIONS; i++) {
 		fold_free(r->parts[i].fold);
+		if (r->parts[i].owned)
+			online_release(&r->parts[i]);
+		r->parts[i].owned = false;
+	}
 }
 
 /* Fan-out: one Delivery per gateway naming its online members. */
 
-struct owner_target {
-	char **users;
-	size_t n, cap;
-};
-
 struct owner_fan {
-	struct map targets; /* gateway -> struct owner_target * */
-	const char *user;
+	struct router *r;
+	const uint8_t *frame;
+	size_t len;
 };
 
 static void
-owner_fan_add(void *ctx, const char *gateway)
+owner_fan_gw(void *ctx, const char *gateway, char **users, size_t n)
 {
 	struct owner_fan *fan = ctx;
-	struct owner_target *t = map_get(&fan->targets, gateway);
+	Parley__Internal__V1__Delivery d = PARLEY__INTERNAL__V1__DELIVERY__INIT;
 
-	if (t == NULL) {
-		t = xcalloc(1, sizeof(*t));
-		map_put(&fan->targets, gateway, t);
-	}
-	if (t->n == t->cap) {
-		t->cap = t->cap ? t->cap * 2 : 8;
-		t->users = xrealloc(t->users, t->cap * sizeof(*t->users));
-	}
-	t->users[t->n++] = (char *)fan->user;
+	d.user_ids = users;
+	d.n_user_ids = n;
+	d.frame.data = (uint8_t *)fan->frame;
+	d.frame.len = fan->len;
+	fanout_add(fan->r, gateway, &d);
+	metric_add(fan->r->m->deliveries, (int64_t)n);
+	metric_add(fan->r->m->fanout_steps, (int64_t)n + 1);
 }
 
-/* Send frame to every online session of the room's members. */
 static void
-owner_fanout(struct router *r, struct fold_room *room,
-	     const Parley__V1__ServerFrame *f)
+owner_fan_one(void *ctx, const char *gateway)
 {
-	struct owner_fan fan;
-	size_t pos = 0, n = parley__v1__server_frame__get_packed_size(f);
-	const char *key;
-	void *val;
+	struct owner_fan *fan = ctx;
+	char *user = (char *)fan->r->fan_user;
+
+	owner_fan_gw(ctx, gateway, &user, 1);
+}
+
+/* Send frame to every online session of the room's members (from the
+ * online index: the cost is the online members, not the room size), and
+ * of extra (a member who just went) when not NULL. */
+static void
+owner_fanout(struct router *r, struct router_part *p, const char *room,
+	     const Parley__V1__ServerFrame *f, const char *extra)
+{
+	size_t n = parley__v1__server_frame__get_packed_size(f);
 	uint8_t *buf = xmalloc(n ? n : 1);
+	struct owner_fan fan = {r, buf, n};
 
 	parley__v1__server_frame__pack(f, buf);
-	map_init(&fan.targets);
-	while (map_next(&room->members, &pos, &key, &val)) {
-		fan.user = key;
-		replica_each_gateway(&r->replica, key, owner_fan_add, &fan);
+	online_each(p, room, owner_fan_gw, &fan);
+	if (extra) {
+		r->fan_user = extra;
+		replica_each_gateway(&r->replica, extra, owner_fan_one, &fan);
 	}
-	pos = 0;
-	while (map_next(&fan.targets, &pos, &key, &val)) {
-		Parley__Internal__V1__Delivery d =
-			PARLEY__INTERNAL__V1__DELIVERY__INIT;
-		struct owner_target *t = val;
-
-		d.user_ids = t->users;
-		d.n_user_ids = t->n;
-		d.frame.data = buf;
-		d.frame.len = n;
-		fanout_add(r, key, &d);
-		metric_add(r->m->deliveries, (int64_t)t->n);
-		free(t->users);
-		free(t);
-	}
-	map_release(&fan.targets);
 	free(buf);
 }
 
@@ -186,8 +182,8 @@ owner_ack(struct router *r, const Parley__Log__V1__Record *rec,
 }
 
 static void
-owner_post(struct router *r, const Parley__Log__V1__Record *rec,
-	   const struct fold_result *res)
+owner_post(struct router *r, struct router_part *p,
+	   const Parley__Log__V1__Record *rec, const struct fold_result *res)
 {
 	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
 	Parley__V1__Message m = PARLEY__V1__MESSAGE__INIT;
@@ -203,7 +199,7 @@ owner_post(struct router *r, const Parley__Log__V1__Record *rec,
 	m.ts_ms = res->ts_ms;
 	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_MESSAGE;
 	f.message = &m;
-	owner_fanout(r, res->room, &f);
+	owner_fanout(r, p, rec->room_id, &f, NULL);
 }
 
 static void
@@ -221,8 +217,8 @@ owner_ok(struct router *r, const Parley__Log__V1__Origin *o)
 }
 
 static void
-owner_marker(struct router *r, const Parley__Log__V1__Record *rec,
-	     const struct fold_result *res)
+owner_marker(struct router *r, struct router_part *p,
+	     const Parley__Log__V1__Record *rec, const struct fold_result *res)
 {
 	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
 	Parley__V1__Receipt rc = PARLEY__V1__RECEIPT__INIT;
@@ -237,13 +233,83 @@ owner_marker(struct router *r, const Parley__Log__V1__Record *rec,
 	rc.seq = res->seq;
 	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_RECEIPT;
 	f.receipt = &rc;
-	owner_fanout(r, res->room, &f);
+	owner_fanout(r, p, rec->room_id, &f, NULL);
+}
+
+/* The members of a room as a NULL-free array (borrowed keys). */
+static char **
+owner_members(struct fold_room *room, size_t *n)
+{
+	char **ids = xcalloc(map_count(&room->members) + 1, sizeof(*ids));
+	size_t pos = 0;
+	const char *key;
+	void *val;
+
+	*n = 0;
+	while (map_next(&room->members, &pos, &key, &val))
+		ids[(*n)++] = (char *)key;
+	return ids;
+}
+
+/* RoomEvent kind and user list of a membership record. */
+static int
+owner_room_event(const Parley__Log__V1__Record *rec, struct fold_room *room,
+		 Parley__V1__RoomEvent *ev, char ***owned)
+{
+	*owned = NULL;
+	switch (rec->body_case) {
+	case PARLEY__LOG__V1__RECORD__BODY_CREATE_ROOM:
+		*owned = owner_members(room, &ev->n_user_ids);
+		ev->user_ids = *owned;
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_CREATED;
+	case PARLEY__LOG__V1__RECORD__BODY_ADD_MEMBERS:
+		ev->user_ids = rec->add_members->user_ids;
+		ev->n_user_ids = rec->add_members->n_user_ids;
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBERS_ADDED;
+	case PARLEY__LOG__V1__RECORD__BODY_REMOVE_MEMBER:
+		ev->user_ids = &rec->remove_member->user_id;
+		ev->n_user_ids = 1;
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBER_REMOVED;
+	default:
+		ev->user_ids = (char **)&rec->actor;
+		ev->n_user_ids = 1;
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBER_LEFT;
+	}
+}
+
+/* Membership changed (or a retry of it): tell the members, the member who
+ * went, and answer the origin with the same event. */
+static void
+owner_room(struct router *r, struct router_part *p,
+	   const Parley__Log__V1__Record *rec, const struct fold_result *res)
+{
+	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+	Parley__V1__RoomEvent ev = PARLEY__V1__ROOM_EVENT__INIT;
+	const Parley__Log__V1__Origin *o = rec->origin;
+	char **owned;
+
+	ev.room_id = rec->room_id;
+	ev.kind = owner_room_event(rec, res->room, &ev, &owned);
+	ev.seq = res->room->last_seq;
+	ev.actor_id = rec->actor;
+	ev.name = res->room->name;
+	ev.ts_ms = res->ts_ms;
+	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_ROOM_EVENT;
+	f.room_event = &ev;
+	if (res->verdict == FOLD_ACCEPTED) {
+		owner_fanout(r, p, rec->room_id, &f, res->removed);
+	}
+	if (o && o->request_id) {
+		f.request_id = o->request_id;
+		router_reply(r, o->gateway, o->session_id, &f);
+	}
+	free(owned);
 }
 
 /* Answer and fan out what the fold decided for a live record. */
 static void
-owner_effects(struct router *r, const Parley__Log__V1__Record *rec,
-	      const struct fold_result *res)
+owner_effects(struct router *r, struct router_part *p,
+	      const Parley__Log__V1__Record *rec, const struct fold_result *res)
 {
 	const Parley__Log__V1__Origin *o = rec->origin;
 
@@ -261,11 +327,32 @@ owner_effects(struct router *r, const Parley__Log__V1__Record *rec,
 		return;
 	}
 	if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST)
-		owner_post(r, rec, res);
+		owner_post(r, p, rec, res);
 	else if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_MARKER)
-		owner_marker(r, rec, res);
+		owner_marker(r, p, rec, res);
 	else
-		owner_ok(r, o);
+		owner_room(r, p, rec, res);
+}
+
+/* Keep the online index in step with membership, live or refolding. */
+static void
+owner_membership(struct router *r, struct router_part *p,
+		 const Parley__Log__V1__Record *rec,
+		 const struct fold_result *res)
+{
+	size_t pos = 0;
+	const char *key;
+	void *val;
+
+	if (res->verdict != FOLD_ACCEPTED)
+		return;
+	if (res->removed)
+		online_member_del(r, p, rec->room_id, res->removed);
+	if (!res->created &&
+	    rec->body_case != PARLEY__LOG__V1__RECORD__BODY_ADD_MEMBERS)
+		return;
+	while (map_next(&res->room->members, &pos, &key, &val))
+		online_member_add(r, p, rec->room_id, key);
 }
 
 static void
@@ -281,8 +368,11 @@ owner_record(struct router *r, struct router_part *p,
 			 m->partition, (long long)m->offset);
 		return;
 	}
-	if (fold_apply(p->fold, rec, &res) == 0 && m->offset >= p->live_from)
-		owner_effects(r, rec, &res);
+	if (fold_apply(p->fold, rec, &res) == 0) {
+		owner_membership(r, p, rec, &res);
+		if (m->offset >= p->live_from)
+			owner_effects(r, p, rec, &res);
+	}
 	metric_add(r->m->records, 1);
 	parley__log__v1__record__free_unpacked(rec, NULL);
 }

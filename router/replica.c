@@ -95,6 +95,8 @@ replica_user_add(struct replica *rp, const char *user, const char *gateway)
 	u->gws = xrealloc(u->gws, (u->n + 1) * sizeof(*u->gws));
 	u->gws[u->n].gateway = xstrdup(gateway);
 	u->gws[u->n++].sessions = 1;
+	if (rp->on_change)
+		rp->on_change(rp->ctx, user, gateway, true);
 }
 
 static void
@@ -106,6 +108,8 @@ replica_user_del(struct replica *rp, const char *user, const char *gateway)
 		if (strcmp(u->gws[i].gateway, gateway) != 0)
 			continue;
 		if (--u->gws[i].sessions == 0) {
+			if (rp->on_change)
+				rp->on_change(rp->ctx, user, gateway, false);
 			free(u->gws[i].gateway);
 			u->gws[i] = u->gws[--u->n];
 		}
@@ -164,6 +168,8 @@ replica_ask(struct replica *rp, int64_t now_ms)
 static void
 replica_load(struct replica *rp, const Parley__Internal__V1__PresenceReply *rep)
 {
+	if (rp->on_reset)
+		rp->on_reset(rp->ctx);
 	replica_clear(rp);
 	for (size_t i = 0; i < rep->n_sessions; i++)
 		replica_up(rp, rep->sessions[i]);

@@ -90,7 +90,22 @@ router_metrics(void)
 		METRICS_LATENCY_BOUNDS, METRICS_LATENCY_BOUNDS_N);
 	m.partitions = metrics_gauge("parley_router_partitions",
 				     "Partitions this router folds.");
+	m.fanout_steps = metrics_counter(
+		"parley_router_fanout_steps_total",
+		"Fan-out work: one per gateway plus one per online recipient.");
 	return &m;
+}
+
+static void
+router_on_presence(void *ctx, const char *user, const char *gateway, bool up)
+{
+	online_presence(ctx, user, gateway, up);
+}
+
+static void
+router_on_reset(void *ctx)
+{
+	online_reset(ctx);
 }
 
 static int
@@ -109,6 +124,9 @@ router_open(struct router *r)
 					 ingress_on_delivery, r);
 	if (r->producer == NULL)
 		return -EINVAL;
+	r->replica.on_change = router_on_presence;
+	r->replica.on_reset = router_on_reset;
+	r->replica.ctx = r;
 	if ((rc = replica_open(&r->replica, r->cfg.presence_url,
 			       r->cfg.presence_pub)) < 0)
 		return rc;

@@ -28,6 +28,7 @@ struct router_config {
 	const char *presence_pub; /* presence publications */
 	int delivery_timeout_ms;
 	int max_body;
+	int max_members;
 };
 
 /* One partition this router folds. live_from: records below it were
@@ -36,6 +37,8 @@ struct router_part {
 	bool owned;
 	struct fold *fold;
 	int64_t live_from;
+	struct map user_rooms; /* online.c: user -> rooms here */
+	struct map online;     /* online.c: room -> gateway -> users */
 };
 
 /* The presence replica: user -> gateways holding their sessions. */
@@ -50,6 +53,12 @@ struct replica {
 	int64_t next_try_ms;
 	struct map sessions; /* gateway "\n" session_id -> user (char *) */
 	struct map users;    /* user -> struct replica_user * */
+	/* Told when a user gets its first session on a gateway (up) or loses
+	 * its last one there, and before a snapshot replaces everything. */
+	void (*on_change)(void *ctx, const char *user, const char *gateway,
+			  bool up);
+	void (*on_reset)(void *ctx);
+	void *ctx;
 };
 
 struct router {
@@ -61,13 +70,14 @@ struct router {
 	struct replica replica;
 	struct map gateways; /* url -> struct fanout_gw * */
 	struct router_metrics *m;
+	const char *fan_user; /* owner.c: the one user of a single fan-out */
 };
 
 /* Counters exported on /metrics (names in docs/OPERATIONS.md). */
 struct router_metrics {
 	struct metric *commands, *records, *acks, *duplicates, *rejected;
 	struct metric *deliveries, *batches, *dropped, *produce_errors;
-	struct metric *ack_latency, *partitions;
+	struct metric *ack_latency, *partitions, *fanout_steps;
 };
 
 /* main.c fills cfg; router_run owns everything else until a stop signal.
@@ -96,6 +106,24 @@ void replica_drain(struct replica *rp, int64_t now_ms);
 void replica_each_gateway(struct replica *rp, const char *user,
 			  void (*fn)(void *ctx, const char *gateway),
 			  void *ctx);
+
+/* online.c: which members of each folded room are online where. */
+void online_init(struct router_part *p);
+void online_release(struct router_part *p);
+void online_member_add(struct router *r, struct router_part *p,
+		       const char *room, const char *user);
+void online_member_del(struct router *r, struct router_part *p,
+		       const char *room, const char *user);
+/* A user's first session on gateway appeared (up) or its last went. */
+void online_presence(struct router *r, const char *user, const char *gateway,
+		     bool up);
+/* Forget every online member (a presence snapshot follows). */
+void online_reset(struct router *r);
+/* Call fn once per gateway holding online members of room. */
+void online_each(struct router_part *p, const char *room,
+		 void (*fn)(void *ctx, const char *gateway, char **users,
+			    size_t n),
+		 void *ctx);
 
 /* fanout.c: one batch per gateway per loop turn. */
 /* Queue a delivery for gateway; frame is an encoded ServerFrame. */
