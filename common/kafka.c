@@ -250,6 +250,36 @@ kafka_producer_fd(struct kafka_producer *p)
 	return p->pipe[0];
 }
 
+int
+kafka_producer_partitions(struct kafka_producer *p, const char *topic,
+			  int timeout_ms)
+{
+	rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, topic, NULL);
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	int n;
+
+	err = rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms);
+	rd_kafka_topic_destroy(t);
+	if (err) {
+		LOG_WARN("kafka.metadata", "metadata of %s: %s", topic,
+			 rd_kafka_err2str(err));
+		return kafka_err(err);
+	}
+	n = md->topic_cnt == 1 && md->topics[0].err == 0
+		    ? md->topics[0].partition_cnt
+		    : -ENOENT;
+	rd_kafka_metadata_destroy(md);
+	return n;
+}
+
+int32_t
+kafka_partition_of(const char *key, int32_t n)
+{
+	return rd_kafka_msg_partitioner_murmur2(NULL, key, strlen(key), n, NULL,
+						NULL);
+}
+
 /* Consumer. */
 
 static void

@@ -95,6 +95,14 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
 int kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 		       int timeout_ms);
 
+/* The number of partitions of topic (from broker metadata), or -errno. */
+int kafka_producer_partitions(struct kafka_producer *p, const char *topic,
+			      int timeout_ms);
+
+/* The partition of key among n, as the producer's murmur2 partitioner
+ * (Java-compatible) picks it. */
+int32_t kafka_partition_of(const char *key, int32_t n);
+
 /* A librdkafka error as -errno. */
 int kafka_err(rd_kafka_resp_err_t err);
 

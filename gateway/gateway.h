@@ -122,6 +122,11 @@ struct gateway {
 	pthread_t delivery_thread;
 	int router_pipes; /* connected routers; atomic */
 	struct bus_batch commands;
+	/* Ephemeral commands (typing, ...) go to every router: the one that
+	 * folds the room answers. One socket per router. */
+	nng_socket *eph;
+	size_t n_eph;
+	struct bus_batch eph_batch;
 	lws_sorted_usec_list_t flush_sul;
 	bool flush_scheduled;
 	/* Inbox. */
@@ -194,6 +199,9 @@ void link_close(struct gateway *gw);
 /* Queue a command for the routers; flushed at the next loop turn. */
 void link_command(struct gateway *gw, struct gw_session *s,
 		  Parley__V1__ClientFrame *f);
+/* Queue an ephemeral command for every router. */
+void link_ephemeral(struct gateway *gw, struct gw_session *s,
+		    Parley__V1__ClientFrame *f);
 void inbox_push(struct gateway *gw, struct gw_inbox_item *it);
 /* Stop waking the service thread (before the context is destroyed). */
 void inbox_close(struct gateway *gw);

@@ -21,7 +21,26 @@ on_router_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 			   __ATOMIC_RELAXED);
 }
 
-/* Dial every router of the comma-separated list. */
+/* One more push socket, for ephemeral commands, dialed to url. */
+static int
+link_dial_eph(struct gateway *gw, const char *url)
+{
+	nng_socket *s;
+	int rc;
+
+	gw->eph = xrealloc(gw->eph, (gw->n_eph + 1) * sizeof(*gw->eph));
+	s = &gw->eph[gw->n_eph];
+	if ((rc = bus_open(s, "push")) < 0 ||
+	    (rc = bus_err(nng_socket_set_int(*s, NNG_OPT_SENDBUF,
+					     LINK_SENDBUF))) < 0 ||
+	    (rc = bus_dial(*s, url)) < 0)
+		return rc;
+	gw->n_eph++;
+	return 0;
+}
+
+/* Dial every router of the comma-separated list: the shared command
+ * socket (load-balanced) and one ephemeral socket each. */
 static int
 link_dial_routers(struct gateway *gw)
 {
@@ -30,7 +49,8 @@ link_dial_routers(struct gateway *gw)
 
 	for (url = strtok_r(list, ",", &save); url && rc == 0;
 	     url = strtok_r(NULL, ",", &save))
-		rc = bus_dial(gw->routers, url);
+		if ((rc = bus_dial(gw->routers, url)) == 0)
+			rc = link_dial_eph(gw, url);
 	free(list);
 	return rc;
 }
@@ -63,6 +83,7 @@ link_open(struct gateway *gw)
 
 	pthread_mutex_init(&gw->inbox_lock, NULL);
 	bus_batch_init(&gw->commands);
+	bus_batch_init(&gw->eph_batch);
 	if ((rc = bus_open(&gw->routers, "push")) < 0 ||
 	    (rc = bus_err(nng_socket_set_int(gw->routers, NNG_OPT_SENDBUF,
 					     LINK_SENDBUF))) < 0)
@@ -89,7 +110,11 @@ link_close(struct gateway *gw)
 	pthread_join(gw->delivery_thread, NULL);
 	nng_close(gw->routers);
 	nng_close(gw->store);
+	for (size_t i = 0; i < gw->n_eph; i++)
+		nng_close(gw->eph[i]);
+	free(gw->eph);
 	bus_batch_release(&gw->commands);
+	bus_batch_release(&gw->eph_batch);
 }
 
 void
@@ -112,6 +137,18 @@ inbox_free(struct gateway *gw)
 	}
 }
 
+/* Ephemeral batches are best effort: a copy per router. */
+static void
+link_flush_eph(struct gateway *gw)
+{
+	nng_msg *m = bus_batch_take(&gw->eph_batch), *copy;
+
+	for (size_t i = 0; m && i < gw->n_eph; i++)
+		if (nng_msg_dup(&copy, m) == 0)
+			bus_send(gw->eph[i], copy, true);
+	nng_msg_free(m);
+}
+
 static void
 on_flush(lws_sorted_usec_list_t *sul)
 {
@@ -120,15 +157,25 @@ on_flush(lws_sorted_usec_list_t *sul)
 	int rc;
 
 	gw->flush_scheduled = false;
+	link_flush_eph(gw);
 	/* A lost batch shows as a timeout to its clients, which retry. */
 	if (m && (rc = bus_send(gw->routers, m, true)) < 0)
 		LOG_WARN("gateway.router_send", "no router took a command "
 			 "batch: %s", strerror(-rc));
 }
 
-void
-link_command(struct gateway *gw, struct gw_session *s,
-	     Parley__V1__ClientFrame *f)
+static void
+link_schedule(struct gateway *gw)
+{
+	if (!gw->flush_scheduled) {
+		gw->flush_scheduled = true;
+		lws_sul_schedule(gw->ctx, 0, &gw->flush_sul, on_flush, 1);
+	}
+}
+
+static void
+link_add(struct gateway *gw, struct bus_batch *b, struct gw_session *s,
+	 Parley__V1__ClientFrame *f)
 {
 	Parley__Internal__V1__Command c = PARLEY__INTERNAL__V1__COMMAND__INIT;
 
@@ -136,15 +183,26 @@ link_command(struct gateway *gw, struct gw_session *s,
 	c.session_id = s->id;
 	c.gateway = (char *)gw->cfg.nng_listen;
 	c.frame = f;
-	bus_batch_add_pb(&gw->commands, &c.base);
+	bus_batch_add_pb(b, &c.base);
+	link_schedule(gw);
+}
+
+void
+link_ephemeral(struct gateway *gw, struct gw_session *s,
+	       Parley__V1__ClientFrame *f)
+{
+	link_add(gw, &gw->eph_batch, s, f);
+}
+
+void
+link_command(struct gateway *gw, struct gw_session *s,
+	     Parley__V1__ClientFrame *f)
+{
+	link_add(gw, &gw->commands, s, f);
 	metric_add(gw->m->commands, 1);
 	/* Routers answer every request with a request_id (ack, Ok or Error). */
 	if (f->request_id)
 		s->inflight++;
-	if (!gw->flush_scheduled) {
-		gw->flush_scheduled = true;
-		lws_sul_schedule(gw->ctx, 0, &gw->flush_sul, on_flush, 1);
-	}
 }
 
 /* Inbox. */

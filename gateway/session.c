@@ -333,6 +333,11 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 	case PARLEY__V1__CLIENT_FRAME__MSG_LEAVE_ROOM:
 		link_command(s->gw, s, f);
 		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_TYPING:
+	case PARLEY__V1__CLIENT_FRAME__MSG_GET_RECEIPTS:
+	case PARLEY__V1__CLIENT_FRAME__MSG_GET_ROOM_PRESENCE:
+		link_ephemeral(s->gw, s, f);
+		break;
 	default:
 		session_error(s, f->request_id,
 			      PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,

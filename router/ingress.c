@@ -314,6 +314,11 @@ ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
 		ingress_marker(r, c, f->read->room_id, f->read->seq, true);
 		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_TYPING:
+	case PARLEY__V1__CLIENT_FRAME__MSG_GET_RECEIPTS:
+	case PARLEY__V1__CLIENT_FRAME__MSG_GET_ROOM_PRESENCE:
+		eph_command(r, c);
+		break;
 	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
 		ingress_create(r, c);
 		break;

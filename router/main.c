@@ -28,6 +28,10 @@ main(void)
 				       1024 * 1024);
 	cfg.max_members = (int)config_int("PARLEY_MAX_MEMBERS", 100000, 2,
 					  10000000);
+	cfg.typing_ttl_ms = (int)config_int("PARLEY_TYPING_TTL_MS", 6000, 500,
+					    600000);
+	cfg.presence_room_limit = (int)config_int("PARLEY_PRESENCE_ROOM_LIMIT",
+						  100, 2, 100000);
 	if (httpd_start(config_str("PARLEY_HTTP_BIND", "127.0.0.1"),
 			httpd_config_port(9201), NULL) < 0)
 		LOG_WARN("router.httpd", "no health/metrics endpoint");

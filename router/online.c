@@ -156,6 +156,19 @@ online_member_del(struct router *r, struct router_part *p, const char *room,
 	replica_each_gateway(&r->replica, user, online_each_gw, &c);
 }
 
+bool
+online_user_rooms(struct router_part *p, const char *user, char ***rooms,
+		  size_t *n)
+{
+	struct online_user *u = map_get(&p->user_rooms, user);
+
+	if (u == NULL || u->n == 0)
+		return false;
+	*rooms = u->rooms;
+	*n = u->n;
+	return true;
+}
+
 void
 online_presence(struct router *r, const char *user, const char *gateway,
 		bool up)

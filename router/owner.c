@@ -136,7 +136,8 @@ owner_fan_one(void *ctx, const char *gateway)
 
 /* Send frame to every online session of the room's members (from the
  * online index: the cost is the online members, not the room size), and
- * of extra (a member who just went) when not NULL. */
+ * of extra (a member who just went) when not NULL. With p NULL, only to
+ * extra. */
 static void
 owner_fanout(struct router *r, struct router_part *p, const char *room,
 	     const Parley__V1__ServerFrame *f, const char *extra)
@@ -146,7 +147,8 @@ owner_fanout(struct router *r, struct router_part *p, const char *room,
 	struct owner_fan fan = {r, buf, n};
 
 	parley__v1__server_frame__pack(f, buf);
-	online_each(p, room, owner_fan_gw, &fan);
+	if (p)
+		online_each(p, room, owner_fan_gw, &fan);
 	if (extra) {
 		r->fan_user = extra;
 		replica_each_gateway(&r->replica, extra, owner_fan_one, &fan);
@@ -233,7 +235,13 @@ owner_marker(struct router *r, struct router_part *p,
 	rc.seq = res->seq;
 	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_RECEIPT;
 	f.receipt = &rc;
-	owner_fanout(r, p, rec->room_id, &f, NULL);
+	/* Small rooms share read markers; big ones only tell the reader's
+	 * own devices (unread stays exact there), and answer GetReceipts. */
+	if (map_count(&res->room->members) <=
+	    (size_t)r->cfg.presence_room_limit)
+		owner_fanout(r, p, rec->room_id, &f, NULL);
+	else
+		owner_fanout(r, NULL, NULL, &f, rec->actor);
 }
 
 /* The members of a room as a NULL-free array (borrowed keys). */

@@ -206,6 +206,10 @@ replica_collect(struct replica *rp, int64_t now_ms)
 static void
 replica_apply(struct replica *rp, const Parley__Internal__V1__PresenceUpdate *u)
 {
+	/* Coalesced user states are news whatever the version says. */
+	for (size_t i = 0; rp->on_user && i < u->n_users; i++)
+		rp->on_user(rp->ctx, u->users[i]->user_id, u->users[i]->online,
+			    u->users[i]->last_seen_ms);
 	if (u->epoch != rp->epoch || u->first_version > rp->version) {
 		rp->stale = true; /* a restart or a dropped publication */
 		return;

@@ -103,6 +103,12 @@ router_on_presence(void *ctx, const char *user, const char *gateway, bool up)
 }
 
 static void
+router_on_user(void *ctx, const char *user, bool online, int64_t last_seen_ms)
+{
+	eph_user_presence(ctx, user, online, last_seen_ms);
+}
+
+static void
 router_on_reset(void *ctx)
 {
 	online_reset(ctx);
@@ -124,6 +130,16 @@ router_open(struct router *r)
 					 ingress_on_delivery, r);
 	if (r->producer == NULL)
 		return -EINVAL;
+	r->n_partitions = kafka_producer_partitions(r->producer, r->cfg.topic,
+						    10000);
+	if (r->n_partitions <= 0 || r->n_partitions > ROUTER_MAX_PARTITIONS) {
+		LOG_ERROR("router.partitions", "topic %s has %d partitions "
+			  "(at most %d)", r->cfg.topic, r->n_partitions,
+			  ROUTER_MAX_PARTITIONS);
+		return -EINVAL;
+	}
+	eph_init(r);
+	r->replica.on_user = router_on_user;
 	r->replica.on_change = router_on_presence;
 	r->replica.on_reset = router_on_reset;
 	r->replica.ctx = r;
@@ -160,8 +176,14 @@ router_turn(struct router *r)
 	bool more = ingress_drain(r);
 
 	kafka_producer_poll(r->producer, 0);
-	replica_drain(&r->replica, router_now_ms());
+	int64_t now = router_now_ms();
+
+	replica_drain(&r->replica, now);
 	more |= owner_drain(r);
+	if (now >= r->next_tick_ms) {
+		eph_tick(r, now);
+		r->next_tick_ms = now + 200;
+	}
 	fanout_flush(r);
 	return more;
 }
@@ -196,6 +218,7 @@ router_close(struct router *r)
 	fanout_flush(r);
 	replica_close(&r->replica);
 	fanout_close(r);
+	eph_release(r);
 }
 
 int

@@ -29,6 +29,8 @@ struct router_config {
 	int delivery_timeout_ms;
 	int max_body;
 	int max_members;
+	int typing_ttl_ms;	 /* typing stops by itself after this */
+	int presence_room_limit; /* rooms this small share presence, reads */
 };
 
 /* One partition this router folds. live_from: records below it were
@@ -58,6 +60,9 @@ struct replica {
 	void (*on_change)(void *ctx, const char *user, const char *gateway,
 			  bool up);
 	void (*on_reset)(void *ctx);
+	/* A user's coalesced online state changed (from presence). */
+	void (*on_user)(void *ctx, const char *user, bool online,
+			int64_t last_seen_ms);
 	void *ctx;
 };
 
@@ -70,6 +75,9 @@ struct router {
 	struct replica replica;
 	struct map gateways; /* url -> struct fanout_gw * */
 	struct router_metrics *m;
+	int n_partitions;  /* of the topic, from broker metadata */
+	struct map typing; /* ephemeral.c: room "\n" user -> expiry */
+	int64_t next_tick_ms;
 	const char *fan_user; /* owner.c: the one user of a single fan-out */
 };
 
@@ -124,6 +132,20 @@ void online_each(struct router_part *p, const char *room,
 		 void (*fn)(void *ctx, const char *gateway, char **users,
 			    size_t n),
 		 void *ctx);
+
+/* The rooms of this partition user is a member of; false when none. */
+bool online_user_rooms(struct router_part *p, const char *user, char ***rooms,
+		       size_t *n);
+
+/* ephemeral.c: typing, receipt summaries, room presence (no log). */
+void eph_init(struct router *r);
+void eph_release(struct router *r);
+/* A Typing/GetReceipts/GetRoomPresence command (sent to every router). */
+void eph_command(struct router *r, const Parley__Internal__V1__Command *c);
+/* Stop typing indicators that were not refreshed. */
+void eph_tick(struct router *r, int64_t now_ms);
+void eph_user_presence(struct router *r, const char *user, bool online,
+		       int64_t last_seen_ms);
 
 /* fanout.c: one batch per gateway per loop turn. */
 /* Queue a delivery for gateway; frame is an encoded ServerFrame. */
