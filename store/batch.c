@@ -20,6 +20,7 @@ batch_room_free(struct batch_room *r)
 {
 	free(r->id);
 	free(r->name);
+	free(r->creator);
 	free(r);
 }
 
@@ -98,6 +99,7 @@ batch_room(struct batch *b, const struct fold_room *r)
 		br->id = xstrdup(r->id);
 		br->name = xstrdup(r->name ? r->name : "");
 		br->kind = r->kind;
+		br->creator = r->creator ? xstrdup(r->creator) : NULL;
 		map_put(&b->rooms, r->id, br);
 	}
 	br->last_seq = r->last_seq;

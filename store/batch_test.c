@@ -133,6 +133,7 @@ test_dm_first_post_creates_room(void)
 		CHECK_EQ_INT(r->last_seq, 1);
 		CHECK_EQ_INT(r->last_ts, 5000);
 		CHECK_EQ_INT(r->created_ts, 5000);
+		CHECK(r->creator == NULL);
 	}
 	CHECK_EQ_INT(map_count(&b.members), 2);
 	CHECK(member(&b, "dm:alice:bob", "alice") &&
@@ -195,6 +196,8 @@ test_group_membership_coalesces(void)
 	CHECK(member(&b, "g1", "no:colon") == NULL);
 	CHECK_EQ_STR(((struct batch_room *)map_get(&b.rooms, "g1"))->name,
 		     "team");
+	CHECK_EQ_STR(((struct batch_room *)map_get(&b.rooms, "g1"))->creator,
+		     "alice");
 	batch_release(&b);
 	fold_free(f);
 }

@@ -68,6 +68,9 @@ static const char *const db_migrations[] = {
 	" part integer NOT NULL,"
 	" next_offset bigint NOT NULL,"
 	" PRIMARY KEY (topic, part));",
+	/* 2: who created a group room (the fold lets only them remove
+	 * others, so a snapshot must carry it). */
+	"ALTER TABLE rooms ADD COLUMN creator text;",
 };
 
 #define DB_N_MIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
@@ -87,8 +90,10 @@ db_conninfo_valid(const char *conninfo, char *why, size_t len)
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
 
-	if (opts == NULL)
+	if (opts == NULL) {
 		snprintf(why, len, "%s", err ? err : "out of memory");
+		why[strcspn(why, "\n")] = '\0';
+	}
 	PQconninfoFree(opts);
 	PQfreemem(err);
 	return opts != NULL;
@@ -379,8 +384,9 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 	const char *params[] = { ids };
 	int rc = 0;
 	PGresult *res = db_exec(db, "load rooms",
-				"SELECT room_id, kind, name, last_seq, last_ts"
-				" FROM rooms WHERE room_id = ANY($1::text[])",
+				"SELECT room_id, kind, name, last_seq, last_ts,"
+				" creator FROM rooms"
+				" WHERE room_id = ANY($1::text[])",
 				1, params, &rc);
 
 	if (res == NULL)
@@ -395,6 +401,8 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 				  PQgetvalue(res, i, 2));
 		r->last_seq = db_u64(res, i, 3);
 		r->last_ts = db_i64(res, i, 4);
+		if (!PQgetisnull(res, i, 5))
+			fold_room_set_creator(r, PQgetvalue(res, i, 5));
 		map_put(fresh, id, r);
 	}
 	PQclear(res);
@@ -494,7 +502,7 @@ db_rooms_load(struct db *db, struct fold *f, const char *const *ids, size_t n)
 /* ---- batch writes ---- */
 
 /* Columns of one multi-row statement. */
-#define DB_MAX_COLS 6
+#define DB_MAX_COLS 7
 
 struct db_cols {
 	struct pgarr col[DB_MAX_COLS];
@@ -541,7 +549,7 @@ db_write_rooms(struct db *db, const struct batch *b)
 
 	if (map_count(&b->rooms) == 0)
 		return 0;
-	db_cols_init(&c, 6);
+	db_cols_init(&c, 7);
 	while (map_next(&b->rooms, &pos, &key, &val)) {
 		const struct batch_room *r = val;
 
@@ -551,14 +559,20 @@ db_write_rooms(struct db *db, const struct batch *b)
 		pgarr_add_i64(&c.col[3], (int64_t)r->last_seq);
 		pgarr_add_i64(&c.col[4], r->last_ts);
 		pgarr_add_i64(&c.col[5], r->created_ts);
+		if (r->creator)
+			pgarr_add_str(&c.col[6], r->creator);
+		else
+			pgarr_add_null(&c.col[6]);
 	}
 	rc = db_run(db, "write rooms",
 		    "INSERT INTO rooms (room_id, kind, name, last_seq, last_ts,"
-		    " created_ts) SELECT * FROM unnest($1::text[],"
+		    " created_ts, creator) SELECT * FROM unnest($1::text[],"
 		    " $2::smallint[], $3::text[], $4::bigint[], $5::bigint[],"
-		    " $6::bigint[]) ON CONFLICT (room_id) DO UPDATE SET"
-		    " last_seq = EXCLUDED.last_seq, last_ts = EXCLUDED.last_ts",
-		    6, db_cols_params(&c, NULL));
+		    " $6::bigint[], $7::text[]) ON CONFLICT (room_id) DO UPDATE"
+		    " SET last_seq = EXCLUDED.last_seq,"
+		    " last_ts = EXCLUDED.last_ts,"
+		    " creator = coalesce(EXCLUDED.creator, rooms.creator)",
+		    7, db_cols_params(&c, NULL));
 	db_cols_release(&c);
 	return rc;
 }

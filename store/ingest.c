@@ -22,7 +22,11 @@
 /* Reconnect backoff bounds. */
 #define INGEST_BACKOFF_MIN_MS 100
 #define INGEST_BACKOFF_MAX_MS 5000
-#define INGEST_STATS_MS	      10000
+/* Rooms the fold may hold; past it the fold is dropped after a commit
+ * (always safe: the database holds exactly its state) and rooms reload
+ * as they are used, so memory stays bounded however many rooms exist. */
+#define INGEST_MAX_ROOMS 100000
+#define INGEST_STATS_MS	 10000
 
 struct ingest {
 	const struct store_config *cfg;
@@ -280,6 +284,8 @@ ingest_flush(struct ingest *ing)
 			ingest_set_expected(ing, ing->batch.offs[i].part,
 					    ing->batch.offs[i].next);
 		ingest_log_batch(ing, t0);
+		if (fold_room_count(ing->fold) > INGEST_MAX_ROOMS)
+			ingest_fold_reset(ing);
 		if (ing->batch.gaps)
 			LOG_WARN(
 				"store.offset_gap",
@@ -503,6 +509,22 @@ ingest_loop(struct ingest *ing)
 	}
 }
 
+/* Create the topic if missing, waiting up to a minute for the brokers
+ * in short steps, so a stop signal is not kept waiting. */
+static int
+ingest_topic(const struct store_config *cfg)
+{
+	int rc = -ETIMEDOUT;
+
+	for (int i = 0; i < 12 && !sig_stopping(); i++) {
+		rc = kafka_ensure_topic(cfg->brokers, cfg->topic,
+					cfg->partitions, 5000);
+		if (rc == 0 || rc == -EINVAL)
+			break;
+	}
+	return rc;
+}
+
 /* Connect and migrate, retrying while the database is not up. */
 static int
 ingest_db_start(struct ingest *ing)
@@ -543,8 +565,7 @@ ingest_run(const struct store_config *cfg)
 	map_init(&ing.absent);
 	ing.db = db_new(cfg->pg, "parley-store");
 	ingest_fold_reset(&ing);
-	rc = kafka_ensure_topic(cfg->brokers, cfg->topic, cfg->partitions,
-				60000);
+	rc = ingest_topic(cfg);
 	if (rc == 0)
 		rc = ingest_db_start(&ing);
 	if (rc == 0 && !sig_stopping()) {

@@ -58,6 +58,7 @@ bool pgarr_utf8_valid(const char *s);
 struct batch_room {
 	char *id;
 	char *name;
+	char *creator; /* NULL for DMs */
 	int kind;
 	uint64_t last_seq;
 	int64_t last_ts;

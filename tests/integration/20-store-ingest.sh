@@ -3,19 +3,21 @@
 # folded into a real PostgreSQL while the store is killed with -9 twice
 # (and, with its own Kafka and PostgreSQL, both restarted); afterwards every
 # message is there once, seqs are dense and in log order, retries made no
-# rows, membership and markers match, and a SIGTERM stop exits 0.
+# rows, membership and markers match (also for rooms a restarted store
+# reloads from PostgreSQL), and a SIGTERM stop exits 0.
 # Run by tests/run.sh, or alone: it then starts Kafka on 29092/29093 and
 # PostgreSQL on 25432 (STORE_IT_KAFKA_PORT, ..._CONTROLLER_PORT, ..._PG_PORT).
 set -euo pipefail
 
-# shellcheck source=tools/store_it.sh
+# shellcheck source=tools/store_it.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/tools/store_it.sh"
 store_it_init store-ingest
 
 # The workload: 40 DMs and 4 groups; client_msg_id p-K is the K-th post of
 # its room, so seq must equal K. The second half interleaves retries of
-# earlier posts (same sender and id: no new row), a removal, a read
-# marker and an undecodable record. expect.txt gets the expected numbers.
+# earlier posts (same sender and id: no new row), a removal by the
+# creator of g0, a removal by a non-creator of g1 (rejected), a read marker
+# and an undecodable record. expect.txt gets the expected numbers.
 awk -v n1=20000 -v n2=8000 -v out="$T/expect.txt" '
 function post(i,   r, room, who) {
 	r = i % 44
@@ -40,6 +42,7 @@ BEGIN {
 	for (i = 0; i < n1; i++)
 		post(i)
 	printf "remove\tg0\tu00\t%d\tu05\n", 1000 + n1
+	printf "remove\tg1\tv01\t%d\tu05\n", 1000 + n1
 	left = k["g0"]
 	printf "raw\tg1\tnot a protobuf record\n"
 	for (i = n1; i < n1 + n2; i++) {
@@ -128,6 +131,11 @@ fi
 [ "$(q "SELECT read_seq || ',' || delivered_seq FROM members
 	WHERE room_id = 'g0' AND user_id = 'v00'")" = "5,5" ] ||
 	fail "v00 markers in g0"
+[ "$(q "SELECT count(*) FROM members WHERE room_id = 'g1'
+	AND user_id = 'u05' AND left_after IS NULL")" -eq 1 ] ||
+	fail "a non-creator removed u05 from g1"
+[ "$(q "SELECT string_agg(DISTINCT coalesce(creator, '-'), ',')
+	FROM rooms")" = "-,u00" ] || fail "rooms.creator"
 [ "$(q "SELECT count(*) FROM members WHERE left_after IS NULL")" -eq \
 	$((40 * 2 + 4 * 4 - 1)) ] || fail "member count"
 grep -q '"store.bad_record"' "$T/store.log" || fail "bad record not logged"
@@ -140,6 +148,18 @@ if [ -n "$own_infra" ]; then
 		"${PARLEY_TEST_KAFKA##*:}" "${STORE_IT_KAFKA_CONTROLLER_PORT:-29093}"
 	echo "restarted Kafka under the store"
 fi
+
+# Room state a restarted store must reload, not recompute: the creator of
+# g2 removes u05, a non-creator's removal of v00 is rejected.
+stop store TERM
+start_store
+printf 'remove\tg2\tu00\t999990\tu05\nremove\tg2\tv01\t999991\tv00\n' | produce
+want_records=$((want_records + 2))
+wait_until 60 consumed_all "$want_records" || fail "removals not consumed"
+[ "$(q "SELECT user_id FROM members WHERE room_id = 'g2'
+	AND left_after IS NOT NULL")" = "u05" ] ||
+	fail "creator-only removal differs after a reload"
+echo "ok: a reloaded room keeps its creator"
 
 # A retry of an existing client_msg_id makes no new row.
 before=$(q "SELECT last_seq FROM rooms WHERE room_id = 'dm:u03:v03'")

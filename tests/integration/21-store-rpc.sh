@@ -6,7 +6,7 @@
 # Run by tests/run.sh, or alone (see tools/store_it.sh for the ports).
 set -euo pipefail
 
-# shellcheck source=tools/store_it.sh
+# shellcheck source=tools/store_it.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/tools/store_it.sh"
 store_it_init store-rpc
 

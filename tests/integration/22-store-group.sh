@@ -6,7 +6,7 @@
 # dense seqs in log order. Run by tests/run.sh, or alone (tools/store_it.sh).
 set -euo pipefail
 
-# shellcheck source=tools/store_it.sh
+# shellcheck source=tools/store_it.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/tools/store_it.sh"
 store_it_init store-group
 

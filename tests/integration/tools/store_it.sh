@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up of the store's integration tests (sourced by 2x-store-*).
 # Under tests/run.sh it uses the suite's Kafka and PostgreSQL; alone it
 # starts its own on 29092/29093 and 25432 (STORE_IT_KAFKA_PORT,
@@ -6,7 +7,7 @@
 #   store_it_init NAME   (then: q SQL, produce < lines, wait_until ...)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 build=${PARLEY_BUILD:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 own_infra=
@@ -50,8 +51,8 @@ store_it_infra() {
 
 store_it_init() {
 	[ -n "${PARLEY_TEST_KAFKA:-}" ] || store_it_infra
-	# shellcheck source=../../lib.sh
-	source tests/lib.sh
+	# shellcheck source=../../lib.sh source-path=SCRIPTDIR
+	source "$root/tests/lib.sh"
 	lib_init "$1"
 	trap store_it_cleanup EXIT
 	if [ -n "${STORE_IT_NNG:-}" ] || [ -n "$own_infra" ]; then
