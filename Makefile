@@ -9,7 +9,8 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla
 OPT      ?= -O2 -g
 SAN      ?=
-CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon
+CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 $(OPT) $(SAN) -pthread
 LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lm -pthread
 

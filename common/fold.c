@@ -9,6 +9,7 @@
 
 #include "jwt.h"
 #include "parley/v1/client.pb-c.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 struct fold {
@@ -482,9 +483,11 @@ fold_apply(struct fold *f, const Parley__Log__V1__Record *rec,
 
 	memset(out, 0, sizeof(*out));
 	if (rec->room_id == NULL || rec->actor == NULL ||
-	    !jwt_valid_user(rec->actor))
+	    !jwt_valid_user(rec->actor) || !utf8_valid(rec->room_id) ||
+	    (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST &&
+	     !utf8_valid(rec->post->client_msg_id)))
 		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "record without room or actor");
+				   "record without valid room or actor");
 	r = fold_room_get(f, rec->room_id);
 	if (r == NULL && f->load) {
 		int rc = f->load(f->load_ctx, f, rec->room_id);

@@ -17,7 +17,13 @@
  *  - Group rooms are created by CreateRoom; members change only through
  *    AddMembers / RemoveMember / Leave records. Any member may add members;
  *    only the room's creator may remove others; anyone may leave.
- *  - Markers (delivered/read) only move forward, never past last_seq. */
+ *  - Markers (delivered/read) only move forward, never past last_seq.
+ *  - A record whose room id or client_msg_id is not valid UTF-8 is
+ *    rejected (protobuf-c does not check; every folder must agree).
+ *
+ * Any state added to struct fold_room or fold_member must also be stored
+ * by the store (a migration, its load in the loader and its write in the
+ * batch), or a fold reloaded from PostgreSQL will disagree with the log. */
 #ifndef PARLEY_FOLD_H
 #define PARLEY_FOLD_H
 

@@ -102,11 +102,25 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 	}
 }
 
+/* librdkafka's own log lines, as our JSON lines (syslog levels). */
+static void
+on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	enum log_level l = level <= 3   ? LOG_LEVEL_ERROR
+			   : level <= 4 ? LOG_LEVEL_WARN
+			   : level <= 6 ? LOG_LEVEL_INFO
+					: LOG_LEVEL_DEBUG;
+
+	log_write(l, "kafka.librdkafka", "%s: %s: %s", rd_kafka_name(rk), fac,
+		  buf);
+}
+
 static rd_kafka_conf_t *
 kafka_conf_new(const char *brokers)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
+	rd_kafka_conf_set_log_cb(conf, on_log);
 	kafka_conf_set(conf, "bootstrap.servers", brokers,
 		       "PARLEY_KAFKA_BROKERS");
 	kafka_conf_set(conf, "client.id", "parley", "client.id");

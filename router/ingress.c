@@ -10,6 +10,7 @@
 
 #include "jwt.h"
 #include "log.h"
+#include "utf8.h"
 #include "router.h"
 #include "xalloc.h"
 
@@ -95,6 +96,10 @@ ingress_check_send(const struct router *r, const Parley__Internal__V1__Command *
 	*why = "message body too large";
 	if (s->body && strlen(s->body) > (size_t)r->cfg.max_body)
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_TOO_LARGE;
+	*why = "strings must be valid UTF-8";
+	if (!utf8_valid(s->body) || !utf8_valid(s->room_id) ||
+	    !utf8_valid(s->client_msg_id))
+		return PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
 	if (strncmp(s->room_id, "dm:", 3) != 0)
 		return 0;
 	*why = "not a valid direct room id (dm:A:B, A < B)";
@@ -239,6 +244,7 @@ ingress_create(struct router *r, const Parley__Internal__V1__Command *c)
 	     !ingress_valid_users(cr->member_ids, cr->n_member_ids,
 				  (size_t)r->cfg.max_members)) ||
 	    (cr->name && strlen(cr->name) > INGRESS_MAX_NAME) ||
+	    !utf8_valid(cr->name) || !utf8_valid(cr->client_room_id) ||
 	    (cr->client_room_id &&
 	     strlen(cr->client_room_id) > INGRESS_MAX_ID)) {
 		ingress_reject(r, c, "bad CreateRoom: members, name or id");

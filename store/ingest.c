@@ -11,6 +11,7 @@
 #include "log.h"
 #include "sig.h"
 #include "store.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 /* expected[] of a partition we do not own. */
@@ -138,7 +139,7 @@ ingest_decode(const rd_kafka_message_t *m)
 	Parley__Log__V1__Record *rec;
 
 	rec = parley__log__v1__record__unpack(NULL, m->len, m->payload);
-	if (rec && !pgarr_utf8_valid(rec->room_id)) {
+	if (rec && !utf8_valid(rec->room_id)) {
 		parley__log__v1__record__free_unpacked(rec, NULL);
 		rec = NULL;
 	}

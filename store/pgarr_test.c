@@ -64,16 +64,16 @@ test_grows(void)
 static void
 test_utf8_valid(void)
 {
-	CHECK(pgarr_utf8_valid(""));
-	CHECK(pgarr_utf8_valid("hello"));
-	CHECK(pgarr_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
-	CHECK(!pgarr_utf8_valid("\xc3"));	      /* truncated */
-	CHECK(!pgarr_utf8_valid("\xc0\xaf"));	      /* overlong */
-	CHECK(!pgarr_utf8_valid("\xe0\x80\xaf"));     /* overlong */
-	CHECK(!pgarr_utf8_valid("\xed\xa0\x80"));     /* surrogate */
-	CHECK(!pgarr_utf8_valid("\xf4\x90\x80\x80")); /* > U+10FFFF */
-	CHECK(!pgarr_utf8_valid("\xff"));
-	CHECK(!pgarr_utf8_valid("ok\x80"));
+	CHECK(utf8_valid(""));
+	CHECK(utf8_valid("hello"));
+	CHECK(utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
+	CHECK(!utf8_valid("\xc3"));	      /* truncated */
+	CHECK(!utf8_valid("\xc0\xaf"));	      /* overlong */
+	CHECK(!utf8_valid("\xe0\x80\xaf"));     /* overlong */
+	CHECK(!utf8_valid("\xed\xa0\x80"));     /* surrogate */
+	CHECK(!utf8_valid("\xf4\x90\x80\x80")); /* > U+10FFFF */
+	CHECK(!utf8_valid("\xff"));
+	CHECK(!utf8_valid("ok\x80"));
 }
 
 static void
@@ -86,7 +86,7 @@ test_bad_utf8_is_replaced(void)
 			  "b\xc3");
 	CHECK_EQ_STR(pgarr_str(&a), "{\"a\xef\xbf\xbd"
 				    "b\xef\xbf\xbd\"}");
-	CHECK(pgarr_utf8_valid(pgarr_str(&a)));
+	CHECK(utf8_valid(pgarr_str(&a)));
 	pgarr_release(&a);
 }
 

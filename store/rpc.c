@@ -12,6 +12,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "store.h"
+#include "utf8.h"
 #include "xalloc.h"
 
 #define RPC_LIMIT_DEFAULT 100
@@ -302,7 +303,7 @@ rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
 	Parley__Internal__V1__StoreReply *rep;
 	int rc;
 
-	if (!jwt_valid_user(req->user_id) || (room && !pgarr_utf8_valid(room)))
+	if (!jwt_valid_user(req->user_id) || (room && !utf8_valid(room)))
 		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
 				 "bad user or room id", false, NULL);
 	rc = db_connect(db);

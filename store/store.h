@@ -48,7 +48,6 @@ void pgarr_add_null(struct pgarr *a);
 const char *pgarr_str(struct pgarr *a);
 
 /* True when s is valid UTF-8 (no overlongs, no surrogates). */
-bool pgarr_utf8_valid(const char *s);
 
 /* ---- batch.c: what one batch of records changes in the database ----
  * Everything is copied out of the fold when a record is noted, so the

@@ -21,7 +21,7 @@ export PATH="$PARLEY_BIN:$PATH"
 lib_init() {
 	T=$(mktemp -d "/tmp/parley-it-$1.XXXXXX")
 	local id
-	id="$1_$(date +%s)_$RANDOM"
+	id="t_$1_$(date +%s)_$RANDOM"
 	id=${id//-/_}
 	export PARLEY_TOPIC="it.$id"
 	export PARLEY_PARTITIONS=${PARLEY_PARTITIONS:-4}
