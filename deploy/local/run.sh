@@ -6,17 +6,26 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-bin=$root/build/bin
-var=$root/var
+bin=${PARLEY_BIN:-$root/build/bin}
+var=${PARLEY_VAR:-$root/var}
 logs=$var/log
 mkdir -p "$logs"
 
-kafka_port=${PARLEY_KAFKA_PORT:-9092}
-pg_port=${PARLEY_PG_PORT:-5433}
+# Every port below moves by PARLEY_PORT_OFFSET (0), so a second copy can
+# run beside the first (the run-command test does).
+o=${PARLEY_PORT_OFFSET:-0}
+kafka_port=$((9092 + o))
+pg_port=$((5433 + o))
+gw1=$((8080 + o))
+gw2=$((8081 + o))
+nng() { echo "tcp://127.0.0.1:$(($1 + o))"; }
 export PARLEY_JWT_SECRET=${PARLEY_JWT_SECRET:-parley-dev-secret-not-for-production}
 export PARLEY_KAFKA_BROKERS=127.0.0.1:$kafka_port
 export PARLEY_PG="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
-export PARLEY_ROUTERS=tcp://127.0.0.1:7201,tcp://127.0.0.1:7202
+export PARLEY_ROUTERS="$(nng 7201),$(nng 7202)"
+export PARLEY_STORE_LISTEN=$(nng 7301) PARLEY_STORE_URL=$(nng 7301)
+export PARLEY_PRESENCE_LISTEN=$(nng 7401) PARLEY_PRESENCE_URL=$(nng 7401)
+export PARLEY_PRESENCE_PUB=$(nng 7402)
 export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
 
 stopping=0
@@ -64,27 +73,29 @@ trap shutdown INT TERM
 deploy/local/kafka.sh start "$var/kafka" "$kafka_port" $((kafka_port + 1))
 deploy/local/pg.sh start "$var/pg" "$pg_port"
 
-run presence "$bin/parley-presence"
-run store "$bin/parley-store"
-run router1 PARLEY_ROUTER_LISTEN=tcp://127.0.0.1:7201 "$bin/parley-router"
-run router2 PARLEY_ROUTER_LISTEN=tcp://127.0.0.1:7202 "$bin/parley-router"
-run gateway1 PARLEY_GATEWAY_PORT=8080 PARLEY_GATEWAY_NNG=tcp://127.0.0.1:7101 \
+run presence PARLEY_HTTP_PORT=$((9401 + o)) "$bin/parley-presence"
+run store PARLEY_HTTP_PORT=$((9301 + o)) "$bin/parley-store"
+run router1 PARLEY_ROUTER_LISTEN="$(nng 7201)" PARLEY_HTTP_PORT=$((9201 + o)) \
+	"$bin/parley-router"
+run router2 PARLEY_ROUTER_LISTEN="$(nng 7202)" PARLEY_HTTP_PORT=$((9202 + o)) \
+	"$bin/parley-router"
+run gateway1 PARLEY_GATEWAY_PORT=$gw1 PARLEY_GATEWAY_NNG="$(nng 7101)" \
 	"$bin/parley-gateway"
-run gateway2 PARLEY_GATEWAY_PORT=8081 PARLEY_GATEWAY_NNG=tcp://127.0.0.1:7102 \
+run gateway2 PARLEY_GATEWAY_PORT=$gw2 PARLEY_GATEWAY_NNG="$(nng 7102)" \
 	"$bin/parley-gateway"
 
 for _ in $(seq 300); do
-	curl -fs http://127.0.0.1:8080/readyz >/dev/null 2>&1 &&
-		curl -fs http://127.0.0.1:8081/readyz >/dev/null 2>&1 && break
+	curl -fs "http://127.0.0.1:$gw1/readyz" >/dev/null 2>&1 &&
+		curl -fs "http://127.0.0.1:$gw2/readyz" >/dev/null 2>&1 && break
 	sleep 0.2
 done
 
 cat <<EOF
 
 parley is up.
-  gateways:  ws://127.0.0.1:8080/  ws://127.0.0.1:8081/   (subprotocol parley.v1)
-  health:    http://127.0.0.1:8080/livez  /readyz
-  logs:      var/log/*.log     data: var/kafka, var/pg
+  gateways:  ws://127.0.0.1:$gw1/  ws://127.0.0.1:$gw2/   (subprotocol parley.v1)
+  health:    http://127.0.0.1:$gw1/livez  /readyz  /metrics
+  logs:      $logs/*.log     data: $var/kafka, $var/pg
   CLI:       export PARLEY_JWT_SECRET=$PARLEY_JWT_SECRET
              build/bin/parley listen --as bob
              build/bin/parley send --as alice dm:alice:bob "hi"
