@@ -163,6 +163,17 @@ wait_file_line() {
 	fail "no line matching '$2' in $1 after $3 s"
 }
 
+# history_until USER ROOM N OUT: history of ROOM as USER into OUT, retried
+# until it has at least N messages (the store follows the log) or 20 s.
+history_until() {
+	for _ in $(seq 100); do
+		parley history --as "$1" "$2" >"$4" 2>/dev/null || true
+		[ "$(wc -l <"$4")" -ge "$3" ] && return 0
+		sleep 0.2
+	done
+	return 0
+}
+
 wsclient() {
 	python3 "$TOOLS/wsclient.py" "$@"
 }
