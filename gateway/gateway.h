@@ -42,6 +42,7 @@ struct gw_config {
 	const char *routers;	/* comma-separated NNG urls */
 	const char *store_url;
 	const char *presence_url;
+	const char *presence_pub; /* presence's PresenceUpdate publisher */
 	const char *secret;
 	int auth_timeout_ms;
 	int max_frame;
@@ -93,7 +94,13 @@ struct gw_session {
 };
 
 /* Work handed to the service thread from NNG threads. */
-enum gw_inbox_kind { GW_IN_DELIVERIES, GW_IN_STORE_REPLY, GW_IN_PRESENCE };
+enum gw_inbox_kind {
+	GW_IN_DELIVERIES,
+	GW_IN_STORE_REPLY,
+	GW_IN_PRESENCE,
+	GW_IN_PRESENCE_LOOKUP, /* subs.c: a lookup for SubscribePresence */
+	GW_IN_PRESENCE_PUB,    /* subs.c: a PresenceUpdate with user states */
+};
 
 struct gw_inbox_item {
 	enum gw_inbox_kind kind;
@@ -136,6 +143,8 @@ struct gateway {
 	/* Presence reporting. */
 	struct gw_presence *pres;
 	lws_sorted_usec_list_t presence_sul;
+	/* Presence subscriptions (subs.c). */
+	struct gw_subs *subs;
 	struct gw_metrics *m;
 };
 
@@ -221,6 +230,30 @@ void presence_free(struct gateway *gw);
 void presence_session_up(struct gateway *gw, struct gw_session *s);
 void presence_session_down(struct gateway *gw, struct gw_session *s);
 void presence_on_reply(struct gateway *gw, struct gw_inbox_item *it);
+/* Send the encoded request m on sock (ownership of m passes); the answer,
+ * or the failure (msg NULL, err set), comes to the inbox as kind, carrying
+ * session_id and request_id. */
+void rpc_call(struct gateway *gw, nng_socket sock, enum gw_inbox_kind kind,
+	      const char *session_id, uint64_t request_id, nng_msg *m);
+
+/*
+ * subs.c: SubscribePresence. The index user -> subscribed session ids and
+ * each session's set live on the service thread. A receiver thread reads
+ * presence's PresenceUpdates and hands those with user states over as
+ * GW_IN_PRESENCE_PUB; lookups answer as GW_IN_PRESENCE_LOOKUP.
+ */
+/* Dial presence (lookups, publications) and start the receiver. 0/-errno. */
+int subs_open(struct gateway *gw);
+/* Stop the receiver and close the sockets (before inbox_close). */
+void subs_close(struct gateway *gw);
+/* Free the index (after the last session_destroy). */
+void subs_free(struct gateway *gw);
+/* SubscribePresence from s: replace its set, answer with each state. */
+void subs_subscribe(struct gw_session *s, const Parley__V1__ClientFrame *f);
+/* Forget every subscription of s (the session is going away). */
+void subs_drop(struct gw_session *s);
+/* GW_IN_PRESENCE_LOOKUP and GW_IN_PRESENCE_PUB items (service thread). */
+void subs_on_inbox(struct gateway *gw, struct gw_inbox_item *it);
 
 int64_t gw_now_ms(void);
 

@@ -279,6 +279,10 @@ inbox_handle(struct gateway *gw, struct gw_inbox_item *it)
 	case GW_IN_PRESENCE:
 		presence_on_reply(gw, it);
 		break;
+	case GW_IN_PRESENCE_LOOKUP:
+	case GW_IN_PRESENCE_PUB:
+		subs_on_inbox(gw, it);
+		break;
 	}
 }
 

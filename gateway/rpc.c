@@ -60,8 +60,9 @@ on_rpc(void *arg)
 	rpc_finish(c, nng_aio_get_msg(c->aio), 0);
 }
 
-/* Send an encoded request on sock; the answer comes to the inbox. */
-static void
+/* Send an encoded request on sock; the answer comes to the inbox. Also
+ * used by subs.c for presence lookups. */
+void
 rpc_call(struct gateway *gw, nng_socket sock, enum gw_inbox_kind kind,
 	 const char *session_id, uint64_t request_id, nng_msg *m)
 {

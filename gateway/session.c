@@ -338,6 +338,9 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 	case PARLEY__V1__CLIENT_FRAME__MSG_GET_ROOM_PRESENCE:
 		link_ephemeral(s->gw, s, f);
 		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_SUBSCRIBE_PRESENCE:
+		subs_subscribe(s, f);
+		break;
 	default:
 		session_error(s, f->request_id,
 			      PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
@@ -388,6 +391,7 @@ session_destroy(struct gw_session *s)
 	if (s->gw == NULL)
 		return;
 	session_unindex(s);
+	subs_drop(s);
 	if (s->user[0])
 		presence_session_down(s->gw, s);
 	session_queue_clear(s);

@@ -22,6 +22,8 @@ main(void)
 				  24 * 3600 * 1000);
 	cfg.heartbeat_ms =
 		config_int("PARLEY_PRESENCE_HEARTBEAT_MS", 1000, 10, 60000);
+	cfg.coalesce_ms =
+		config_int("PARLEY_PRESENCE_COALESCE_MS", 1000, 10, 60000);
 	if ((rv = sig_install()) < 0)
 		log_fatal("presence.signals",
 			  "cannot install signal handlers: %s", strerror(-rv));

@@ -21,7 +21,11 @@
  *    ends all its sessions.
  *  - Offline users are remembered for the max_age given to
  *    registry_forget (REGISTRY_FORGET_MS in the service), then forgotten:
- *    their last_seen_ms reads 0 again. That bounds memory.
+ *    their last_seen_ms reads 0 again. That bounds memory, the state
+ *    registry_take_users compares against included (it lives with the
+ *    user; a forgotten user counts as last taken offline).
+ *  - A user whose live-session count went from 0 to 1 or from 1 to 0 is
+ *    marked until the next registry_take_users.
  *
  * The registry reads no clock: the caller sets the time before each batch
  * of calls with registry_set_clock, so tests control it. Wall time (unix
@@ -106,6 +110,22 @@ int registry_expire(struct registry *r, int64_t lease_ms);
 size_t registry_forget(struct registry *r, int64_t max_age_ms);
 
 /*
+ * The coalesced user feed (PresenceUpdate.users).
+ */
+
+/* Call emit once for each marked user whose online state differs from the
+ * one last emitted for it (never emitted counts as offline), record that
+ * state, and clear every mark. So a user who goes offline and comes back
+ * (or the reverse) between two calls is not emitted: flapping within the
+ * caller's window costs nothing. user_id and st are valid during the call
+ * only; emit may read the registry but must not change it. Returns how
+ * many users were emitted. */
+size_t registry_take_users(struct registry *r,
+			   void (*emit)(void *ctx, const char *user_id,
+					const struct registry_user_state *st),
+			   void *ctx);
+
+/*
  * Queries.
  */
 
@@ -131,6 +151,7 @@ struct presence_config {
 	const char *pub_url;	/* pub socket: PresenceUpdate */
 	int64_t lease_ms;
 	int64_t heartbeat_ms;
+	int64_t coalesce_ms; /* the user feed's window */
 };
 
 /* Serve until SIGINT/SIGTERM (sig_install must have run). Returns 0 after

@@ -18,6 +18,10 @@ struct reg_user {
 	char *id;
 	size_t live; /* live sessions */
 	int64_t last_seen_ms;
+	/* The online state last handed out by registry_take_users, and
+	 * whether the user is in the registry's marked map. */
+	bool taken_online;
+	bool marked;
 	/* Offline users in the order they went offline, for forgetting. */
 	struct reg_user *prev, *next;
 };
@@ -33,6 +37,7 @@ struct registry {
 	struct map sessions; /* key -> struct registry_session * (owned) */
 	struct map users;    /* user id -> struct reg_user * (owned) */
 	struct map gateways; /* url -> struct reg_gateway * (owned) */
+	struct map marked;   /* user id -> struct reg_user *: changed? */
 	struct reg_user *offline_head, *offline_tail;
 	uint64_t version;
 	int64_t wall_ms, mono_ms;
@@ -76,6 +81,7 @@ registry_new(void)
 	map_init(&r->sessions);
 	map_init(&r->users);
 	map_init(&r->gateways);
+	map_init(&r->marked);
 	return r;
 }
 
@@ -121,6 +127,7 @@ registry_free(struct registry *r)
 	map_release(&r->sessions);
 	map_release(&r->users);
 	map_release(&r->gateways);
+	map_release(&r->marked);
 	free(r);
 }
 
@@ -170,6 +177,17 @@ reg_user_append(struct registry *r, struct reg_user *u)
 	r->offline_tail = u;
 }
 
+/* The user's online state may have changed: registry_take_users will
+ * look at it. */
+static void
+reg_user_mark(struct registry *r, struct reg_user *u)
+{
+	if (u->marked)
+		return;
+	u->marked = true;
+	map_put(&r->marked, u->id, u);
+}
+
 static void
 reg_user_up(struct registry *r, const char *id)
 {
@@ -182,7 +200,8 @@ reg_user_up(struct registry *r, const char *id)
 	} else if (u->live == 0) {
 		reg_user_unlink(r, u);
 	}
-	u->live++;
+	if (u->live++ == 0)
+		reg_user_mark(r, u);
 }
 
 static void
@@ -194,6 +213,7 @@ reg_user_down(struct registry *r, const char *id, int64_t ended_ms)
 		return;
 	u->last_seen_ms = ended_ms;
 	reg_user_append(r, u);
+	reg_user_mark(r, u);
 }
 
 /* Gateways. */
@@ -416,8 +436,37 @@ registry_forget(struct registry *r, int64_t max_age_ms)
 		struct reg_user *u = r->offline_head;
 
 		reg_user_unlink(r, u);
+		if (u->marked)
+			map_del(&r->marked, u->id);
 		map_del(&r->users, u->id);
 		reg_user_free(u);
+		n++;
+	}
+	return n;
+}
+
+size_t
+registry_take_users(struct registry *r,
+		    void (*emit)(void *ctx, const char *user_id,
+				 const struct registry_user_state *st),
+		    void *ctx)
+{
+	size_t pos = 0, n = 0;
+	const char *id;
+	void *v;
+
+	/* map_del of the current key is allowed while iterating. */
+	while (map_next(&r->marked, &pos, &id, &v)) {
+		struct reg_user *u = v;
+		struct registry_user_state st;
+
+		u->marked = false;
+		map_del(&r->marked, u->id);
+		if ((u->live > 0) == u->taken_online)
+			continue;
+		u->taken_online = u->live > 0;
+		registry_user_state(r, u->id, &st);
+		emit(ctx, u->id, &st);
 		n++;
 	}
 	return n;

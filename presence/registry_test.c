@@ -1,5 +1,6 @@
 /* Unit tests of the session registry: changes and versions, full replace,
- * lease expiry, several devices per user, forgetting offline users. */
+ * lease expiry, several devices per user, forgetting offline users, the
+ * coalesced user feed. */
 #include "registry.c"
 
 #include "test.h"
@@ -382,6 +383,178 @@ test_free_null(void)
 	registry_free(NULL);
 }
 
+/* The user feed: what one registry_take_users call emitted, as
+ * "user:on@last_seen" items joined by spaces, in user order. */
+struct taken {
+	char items[8][64];
+	size_t n;
+	char text[512];
+};
+
+static void
+on_take(void *ctx, const char *user_id, const struct registry_user_state *st)
+{
+	struct taken *t = ctx;
+
+	if (t->n < 8)
+		snprintf(t->items[t->n++], sizeof(t->items[0]), "%s:%s@%lld",
+			 user_id, st->online ? "on" : "off",
+			 (long long)st->last_seen_ms);
+}
+
+static int
+cmp_item(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static const char *
+take(struct registry *r)
+{
+	static struct taken t;
+	size_t n;
+
+	memset(&t, 0, sizeof(t));
+	n = registry_take_users(r, on_take, &t);
+	qsort(t.items, t.n, sizeof(t.items[0]), cmp_item);
+	for (size_t i = 0; i < t.n; i++)
+		snprintf(t.text + strlen(t.text),
+			 sizeof(t.text) - strlen(t.text), "%s%s", i ? " " : "",
+			 t.items[i]);
+	if (n != t.n)
+		snprintf(t.text, sizeof(t.text), "count %zu != %zu", n, t.n);
+	return t.text;
+}
+
+static void
+test_take_users_reports_changes_once(void)
+{
+	struct seen seen;
+	struct registry *r = new_registry(&seen);
+	struct registry_session a = sess("alice", "s1", GW_A);
+	struct registry_session b = sess("bob", "s2", GW_A);
+
+	CHECK_EQ_STR(take(r), "");
+	registry_up(r, &a);
+	registry_up(r, &b);
+	CHECK_EQ_STR(take(r), "alice:on@1000000 bob:on@1000000");
+	CHECK_EQ_STR(take(r), "");
+	registry_set_clock(r, 1000700, 1700);
+	registry_down(r, GW_A, "s1");
+	CHECK_EQ_STR(take(r), "alice:off@1000700");
+	CHECK_EQ_STR(take(r), "");
+	/* The feed moves no version: routers' logic is unaffected. */
+	CHECK_EQ_INT(registry_version(r), 3);
+	registry_free(r);
+}
+
+static void
+test_take_users_coalesces_flapping(void)
+{
+	struct seen seen;
+	struct registry *r = new_registry(&seen);
+	struct registry_session a1 = sess("alice", "s1", GW_A);
+	struct registry_session a2 = sess("alice", "s2", GW_B);
+	struct registry_session b = sess("bob", "s3", GW_A);
+
+	registry_up(r, &a1);
+	CHECK_EQ_STR(take(r), "alice:on@1000000");
+	/* Reconnect within the window: down then up, nothing to say. */
+	registry_down(r, GW_A, "s1");
+	registry_up(r, &a2);
+	/* A user never reported who comes and goes: nothing either. */
+	registry_up(r, &b);
+	registry_down(r, GW_A, "s3");
+	CHECK_EQ_STR(take(r), "");
+	/* Several flaps ending offline: one report. */
+	registry_down(r, GW_B, "s2");
+	registry_up(r, &a1);
+	registry_down(r, GW_A, "s1");
+	CHECK_EQ_STR(take(r), "alice:off@1000000");
+	CHECK_EQ_INT(registry_version(r), 8);
+	registry_free(r);
+}
+
+static void
+test_take_users_multi_device(void)
+{
+	struct seen seen;
+	struct registry *r = new_registry(&seen);
+	struct registry_session a1 = sess("alice", "s1", GW_A);
+	struct registry_session a2 = sess("alice", "s2", GW_B);
+
+	registry_up(r, &a1);
+	registry_up(r, &a2);
+	CHECK_EQ_STR(take(r), "alice:on@1000000");
+	registry_down(r, GW_A, "s1");
+	CHECK_EQ_STR(take(r), "");
+	registry_set_clock(r, 1000900, 1900);
+	registry_down(r, GW_B, "s2");
+	CHECK_EQ_STR(take(r), "alice:off@1000900");
+	registry_free(r);
+}
+
+static void
+test_take_users_gateway_drop(void)
+{
+	struct seen seen;
+	struct registry *r = new_registry(&seen);
+	struct registry_session a = sess("alice", "s1", GW_A);
+	struct registry_session b = sess("bob", "s2", GW_A);
+	struct registry_session b2 = sess("bob", "s3", GW_B);
+
+	registry_up(r, &a);
+	registry_up(r, &b);
+	registry_up(r, &b2);
+	CHECK_EQ_STR(take(r), "alice:on@1000000 bob:on@1000000");
+	registry_set_clock(r, 1020000, 21000);
+	CHECK_EQ_INT(registry_drop_gateway(r, GW_A), 2);
+	/* alice was last known alive at GW_A's last report; bob stays on. */
+	CHECK_EQ_STR(take(r), "alice:off@1000000");
+	registry_free(r);
+}
+
+static void
+test_take_users_forgotten_with_user(void)
+{
+	struct seen seen;
+	struct registry *r = new_registry(&seen);
+	struct registry_session a = sess("alice", "s1", GW_A);
+	struct registry_session b = sess("bob", "s2", GW_A);
+
+	registry_up(r, &a);
+	CHECK_EQ_STR(take(r), "alice:on@1000000");
+	registry_down(r, GW_A, "s1");
+	CHECK_EQ_STR(take(r), "alice:off@1000000");
+	/* bob is still marked when he is forgotten. */
+	registry_up(r, &b);
+	registry_down(r, GW_A, "s2");
+	registry_set_clock(r, 1000000 + REGISTRY_FORGET_MS + 1, 2000);
+	CHECK_EQ_INT(registry_forget(r, REGISTRY_FORGET_MS), 2);
+	CHECK_EQ_INT(registry_user_count(r), 0);
+	CHECK_EQ_INT(map_count(&r->marked), 0);
+	CHECK_EQ_STR(take(r), "");
+	/* A forgotten user starts again from "offline". */
+	registry_up(r, &a);
+	CHECK_EQ_STR(take(r), "alice:on@87400001");
+	registry_free(r);
+}
+
+static void
+test_take_users_session_moves(void)
+{
+	struct seen seen;
+	struct registry *r = new_registry(&seen);
+	struct registry_session a = sess("alice", "s1", GW_A);
+	struct registry_session b = sess("bob", "s1", GW_A);
+
+	registry_up(r, &a);
+	CHECK_EQ_STR(take(r), "alice:on@1000000");
+	registry_up(r, &b);
+	CHECK_EQ_STR(take(r), "alice:off@1000000 bob:on@1000000");
+	registry_free(r);
+}
+
 TEST_MAIN(TEST(test_up_down), TEST(test_duplicate_up_is_no_change),
 	  TEST(test_same_id_other_user_moves),
 	  TEST(test_same_id_on_two_gateways), TEST(test_invalid),
@@ -390,4 +563,9 @@ TEST_MAIN(TEST(test_up_down), TEST(test_duplicate_up_is_no_change),
 	  TEST(test_idle_gateway_expires_quietly), TEST(test_multi_device),
 	  TEST(test_forget), TEST(test_forget_keeps_online_and_recent),
 	  TEST(test_snapshot_iteration), TEST(test_version_counts_changes),
-	  TEST(test_free_null))
+	  TEST(test_free_null), TEST(test_take_users_reports_changes_once),
+	  TEST(test_take_users_coalesces_flapping),
+	  TEST(test_take_users_multi_device),
+	  TEST(test_take_users_gateway_drop),
+	  TEST(test_take_users_forgotten_with_user),
+	  TEST(test_take_users_session_moves))

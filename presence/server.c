@@ -1,6 +1,7 @@
 /* The presence service: one thread polling the rep socket (PresenceRequest
- * in, PresenceReply out), the stop signal and two timers (lease expiry,
- * pub heartbeat); every change batch is published as one PresenceUpdate. */
+ * in, PresenceReply out), the stop signal and three timers (lease expiry,
+ * pub heartbeat, the coalesced user feed); every change batch is published
+ * as one PresenceUpdate. */
 #include "presence.h"
 
 #include <errno.h>
@@ -24,6 +25,9 @@
 #define PRESENCE_DRAIN_MAX 1024
 /* A reply waits only when its peer still receives an earlier one. */
 #define PRESENCE_SEND_TIMEOUT_MS 1000
+/* Users per PresenceUpdate of the user feed, so that a gateway dropping
+ * many sessions at once cannot make one huge publication. */
+#define PRESENCE_USERS_MAX 4096
 
 /*
  * The update under construction. Subscribers may apply up and down in
@@ -48,7 +52,13 @@ struct presence {
 	int rep_fd;
 	uint64_t epoch;
 	struct pending pend;
-	int64_t next_expire_ms, next_heartbeat_ms;
+	int64_t next_expire_ms, next_heartbeat_ms, next_coalesce_ms;
+};
+
+/* The user feed of one window, collected before it is published. */
+struct user_feed {
+	Parley__Internal__V1__UserState **users;
+	size_t n, cap;
 };
 
 static int64_t
@@ -166,17 +176,19 @@ presence_send_pub(struct presence *p, const ProtobufCMessage *m)
 			 strerror(-rv));
 }
 
-/* Publish the changes since first_version, or with always, a heartbeat
- * when there are none. Afterwards nothing is pending. */
+/* Publish the changes since first_version and the n user states (borrowed)
+ * or, with always, a heartbeat when there are none. Afterwards nothing is
+ * pending. */
 static void
-presence_publish(struct presence *p, bool always)
+presence_publish_users(struct presence *p, bool always,
+		       Parley__Internal__V1__UserState **users, size_t n)
 {
 	Parley__Internal__V1__PresenceUpdate u =
 		PARLEY__INTERNAL__V1__PRESENCE_UPDATE__INIT;
 	uint64_t version = registry_version(p->reg);
 	struct pending *pd = &p->pend;
 
-	if (version == pd->first_version && !always)
+	if (version == pd->first_version && !always && n == 0)
 		return;
 	pending_compact(pd);
 	u.epoch = p->epoch;
@@ -186,9 +198,17 @@ presence_publish(struct presence *p, bool always)
 	u.n_up = pd->n_up;
 	u.down = pd->down;
 	u.n_down = pd->n_down;
+	u.users = users;
+	u.n_users = n;
 	presence_send_pub(p, &u.base);
 	pending_release(pd);
 	pending_init(pd, version);
+}
+
+static void
+presence_publish(struct presence *p, bool always)
+{
+	presence_publish_users(p, always, NULL, 0);
 }
 
 static void
@@ -443,6 +463,50 @@ presence_handle(struct presence *p, nng_msg *msg)
 	parley__internal__v1__presence_request__free_unpacked(rq, NULL);
 }
 
+/* The user feed. */
+
+static void
+on_user(void *ctx, const char *user_id, const struct registry_user_state *st)
+{
+	struct user_feed *f = ctx;
+	Parley__Internal__V1__UserState *u = xmalloc(sizeof(*u));
+
+	parley__internal__v1__user_state__init(u);
+	u->user_id = xstrdup(user_id);
+	u->online = st->online;
+	u->last_seen_ms = st->last_seen_ms;
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 64;
+		f->users = xrealloc(f->users, f->cap * sizeof(*f->users));
+	}
+	f->users[f->n++] = u;
+}
+
+/* Publish every user whose online state changed since the last window.
+ * The first update also carries any pending session changes; the others
+ * have first_version == version, so routers' version logic ignores them. */
+static void
+presence_publish_feed(struct presence *p)
+{
+	struct user_feed f = { NULL, 0, 0 };
+	size_t n = registry_take_users(p->reg, on_user, &f);
+
+	for (size_t i = 0; i < n; i += PRESENCE_USERS_MAX)
+		presence_publish_users(p, true, f.users + i,
+				       n - i < PRESENCE_USERS_MAX
+					       ? n - i
+					       : PRESENCE_USERS_MAX);
+	if (n > 0)
+		LOG_DEBUG("presence.users",
+			  "published %zu user state changes at version %llu", n,
+			  (unsigned long long)registry_version(p->reg));
+	for (size_t i = 0; i < n; i++) {
+		free(f.users[i]->user_id);
+		free(f.users[i]);
+	}
+	free(f.users);
+}
+
 /* Timers. */
 
 static void
@@ -480,6 +544,10 @@ presence_timers(struct presence *p, int64_t now)
 				  "forgot %zu users offline for 24 h", n);
 		p->next_expire_ms = now + PRESENCE_EXPIRE_EVERY_MS;
 	}
+	if (now >= p->next_coalesce_ms) {
+		presence_publish_feed(p);
+		p->next_coalesce_ms = now + p->cfg->coalesce_ms;
+	}
 	if (now >= p->next_heartbeat_ms) {
 		presence_publish(p, true);
 		p->next_heartbeat_ms = now + p->cfg->heartbeat_ms;
@@ -493,6 +561,8 @@ presence_timeout(const struct presence *p, int64_t now)
 			       ? p->next_expire_ms
 			       : p->next_heartbeat_ms;
 
+	if (p->next_coalesce_ms < next)
+		next = p->next_coalesce_ms;
 	return next <= now ? 0 : (int)(next - now);
 }
 
@@ -615,9 +685,10 @@ presence_run(const struct presence_config *cfg)
 	if ((rv = presence_open(&p, cfg)) < 0)
 		return rv;
 	LOG_INFO("presence.start",
-		 "epoch %016llx, requests on %s, updates on %s, lease %lld ms",
+		 "epoch %016llx, requests on %s, updates on %s, lease %lld ms, "
+		 "user feed every %lld ms",
 		 (unsigned long long)p.epoch, cfg->listen_url, cfg->pub_url,
-		 (long long)cfg->lease_ms);
+		 (long long)cfg->lease_ms, (long long)cfg->coalesce_ms);
 	rv = presence_loop(&p);
 	LOG_INFO("presence.stop", "stopping (signal %d) at version %llu",
 		 sig_which(), (unsigned long long)registry_version(p.reg));

@@ -1,9 +1,10 @@
 /* The row changes of one batch of log records, copied out of the fold as
- * each record is folded: new messages, room and member state, and the
- * Kafka offsets the batch moves. db_batch_write turns it into SQL. */
+ * each record is folded: new messages, room events, room and member state,
+ * and the Kafka offsets the batch moves. db_batch_write turns it into SQL. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "jwt.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -41,6 +42,14 @@ batch_message_release(struct batch_message *m)
 	free(m->body);
 }
 
+static void
+batch_event_release(struct batch_event *e)
+{
+	free(e->room_id);
+	free(e->actor);
+	free(e->user_ids);
+}
+
 void
 batch_reset(struct batch *b)
 {
@@ -60,6 +69,9 @@ batch_reset(struct batch *b)
 	for (size_t i = 0; i < b->n_msgs; i++)
 		batch_message_release(&b->msgs[i]);
 	b->n_msgs = 0;
+	for (size_t i = 0; i < b->n_events; i++)
+		batch_event_release(&b->events[i]);
+	b->n_events = 0;
 	b->n_offs = 0;
 	b->records = b->skipped = b->accepted = 0;
 	b->duplicates = b->rejected = b->gaps = 0;
@@ -72,6 +84,7 @@ batch_release(struct batch *b)
 	map_release(&b->rooms);
 	map_release(&b->members);
 	free(b->msgs);
+	free(b->events);
 	free(b->offs);
 	memset(b, 0, sizeof(*b));
 }
@@ -177,9 +190,106 @@ batch_add_message(struct batch *b, const Parley__Log__V1__Record *rec,
 	m->room_id = xstrdup(rec->room_id);
 	m->sender_id = xstrdup(rec->actor);
 	m->client_msg_id = xstrdup(rec->post->client_msg_id);
-	m->body = xstrdup(rec->post->body ? rec->post->body : "");
+	m->body = pgarr_text(rec->post->body ? rec->post->body : "");
 	m->seq = res->seq;
 	m->ts_ms = res->ts_ms;
+}
+
+/* The valid user ids of ids joined by ','. */
+static char *
+batch_join(char *const *ids, size_t n)
+{
+	size_t len = 1;
+	char *s, *p;
+
+	for (size_t i = 0; i < n; i++)
+		if (jwt_valid_user(ids[i]))
+			len += strlen(ids[i]) + 1;
+	p = s = xmalloc(len);
+	*p = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!jwt_valid_user(ids[i]))
+			continue;
+		if (p != s)
+			*p++ = ',';
+		p = stpcpy(p, ids[i]);
+	}
+	return s;
+}
+
+static int
+batch_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The members of r, sorted, joined by ','. */
+static char *
+batch_members(const struct fold_room *r)
+{
+	char **ids = xcalloc(map_count(&r->members) + 1, sizeof(*ids));
+	size_t pos = 0, n = 0;
+	const char *key;
+	void *val;
+	char *s;
+
+	while (map_next(&r->members, &pos, &key, &val))
+		ids[n++] = (char *)key;
+	qsort(ids, n, sizeof(*ids), batch_cmp_str);
+	s = batch_join(ids, n);
+	free(ids);
+	return s;
+}
+
+/* The RoomEvent kind and users of an accepted record; 0 when none. */
+static int
+batch_event_kind(const Parley__Log__V1__Record *rec,
+		 const struct fold_result *res, char **users)
+{
+	switch (rec->body_case) {
+	case PARLEY__LOG__V1__RECORD__BODY_CREATE_ROOM:
+		*users = batch_members(res->room);
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_CREATED;
+	case PARLEY__LOG__V1__RECORD__BODY_ADD_MEMBERS:
+		*users = batch_join(rec->add_members->user_ids,
+				    rec->add_members->n_user_ids);
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBERS_ADDED;
+	case PARLEY__LOG__V1__RECORD__BODY_REMOVE_MEMBER:
+		*users = xstrdup(res->removed);
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBER_REMOVED;
+	case PARLEY__LOG__V1__RECORD__BODY_LEAVE:
+		*users = xstrdup(res->removed);
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBER_LEFT;
+	default:
+		return 0;
+	}
+}
+
+static void
+batch_add_event(struct batch *b, int32_t part, int64_t offset,
+		const Parley__Log__V1__Record *rec,
+		const struct fold_result *res)
+{
+	struct batch_event *e;
+	char *users = NULL;
+	int kind = batch_event_kind(rec, res, &users);
+
+	if (kind == 0)
+		return;
+	if (b->n_events == b->cap_events) {
+		b->cap_events = b->cap_events ? b->cap_events * 2 : 16;
+		b->events =
+			xrealloc(b->events, b->cap_events * sizeof(*b->events));
+	}
+	e = &b->events[b->n_events++];
+	e->room_id = xstrdup(rec->room_id);
+	e->actor = xstrdup(rec->actor);
+	e->user_ids = users;
+	e->kind = kind;
+	e->part = part;
+	e->offset = offset;
+	e->after_seq = res->room->last_seq;
+	e->ts_ms = res->ts_ms;
 }
 
 static void
@@ -219,8 +329,8 @@ batch_count(struct batch *b, enum fold_verdict v)
 }
 
 void
-batch_note(struct batch *b, const Parley__Log__V1__Record *rec,
-	   const struct fold_result *res)
+batch_note(struct batch *b, int32_t part, int64_t offset,
+	   const Parley__Log__V1__Record *rec, const struct fold_result *res)
 {
 	struct batch_room *br;
 
@@ -234,8 +344,10 @@ batch_note(struct batch *b, const Parley__Log__V1__Record *rec,
 		br->created_ts = res->ts_ms;
 		batch_note_all_members(b, res->room);
 	}
-	if (res->verdict == FOLD_ACCEPTED)
+	if (res->verdict == FOLD_ACCEPTED) {
 		batch_note_accepted(b, rec, res);
+		batch_add_event(b, part, offset, rec, res);
+	}
 }
 
 void

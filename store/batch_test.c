@@ -4,6 +4,9 @@
 
 #include "test.h"
 
+/* Each folded record's offset in partition 0. */
+static int64_t next_offset;
+
 static void
 fold_post(struct fold *f, struct batch *b, const char *room, const char *actor,
 	  const char *cmid, int64_t ts)
@@ -20,7 +23,7 @@ fold_post(struct fold *f, struct batch *b, const char *room, const char *actor,
 	p.client_msg_id = (char *)cmid;
 	p.body = (char *)"hello";
 	CHECK_EQ_INT(fold_apply(f, &r, &res), 0);
-	batch_note(b, &r, &res);
+	batch_note(b, 0, next_offset++, &r, &res);
 }
 
 static void
@@ -33,7 +36,7 @@ fold_rec(struct fold *f, struct batch *b, Parley__Log__V1__Record *r,
 	r->actor = (char *)actor;
 	r->ts_ms = 1000;
 	CHECK_EQ_INT(fold_apply(f, r, &res), 0);
-	batch_note(b, r, &res);
+	batch_note(b, 0, next_offset++, r, &res);
 }
 
 static void
@@ -284,6 +287,77 @@ test_offsets(void)
 }
 
 static void
+check_event(const struct batch_event *e, int kind, const char *actor,
+	    const char *users, uint64_t after_seq)
+{
+	CHECK_EQ_INT(e->kind, kind);
+	CHECK_EQ_STR(e->actor, actor);
+	CHECK_EQ_STR(e->user_ids, users);
+	CHECK_EQ_INT(e->after_seq, after_seq);
+	CHECK_EQ_STR(e->room_id, "g1");
+}
+
+static void
+test_room_events(void)
+{
+	struct fold *f = fold_new();
+	char *ids[] = { (char *)"dave", (char *)"bob", (char *)"no:colon" };
+	struct batch b;
+
+	batch_init(&b);
+	next_offset = 100;
+	fold_create(f, &b, "g1", "carol", ids, 3);
+	fold_post(f, &b, "g1", "bob", "x", 1000);
+	fold_add(f, &b, "g1", "bob", "erin");
+	fold_add(f, &b, "g1", "bob", "erin");	 /* duplicate: no event */
+	fold_remove(f, &b, "g1", "bob", "dave"); /* not the creator */
+	fold_remove(f, &b, "g1", "carol", "dave");
+	fold_post(f, &b, "g1", "bob", "y", 1000);
+	fold_remove(f, &b, "g1", "bob", NULL);
+	CHECK_EQ_INT(b.n_events, 4);
+	check_event(&b.events[0], 1, "carol", "bob,carol,dave", 0);
+	CHECK_EQ_INT(b.events[0].offset, 100);
+	CHECK_EQ_INT(b.events[0].part, 0);
+	check_event(&b.events[1], 2, "bob", "erin", 1);
+	CHECK_EQ_INT(b.events[1].offset, 102);
+	check_event(&b.events[2], 3, "carol", "dave", 1);
+	CHECK_EQ_INT(b.events[2].offset, 105);
+	check_event(&b.events[3], 4, "bob", "bob", 2);
+	CHECK_EQ_INT(b.events[3].ts_ms, 1000);
+	batch_reset(&b);
+	CHECK_EQ_INT(b.n_events, 0);
+	fold_add(f, &b, "g1", "carol", "bob");
+	CHECK_EQ_INT(b.n_events, 1);
+	batch_release(&b);
+	fold_free(f);
+}
+
+static void
+test_bodies_are_stored_text(void)
+{
+	struct fold *f = fold_new();
+	Parley__Log__V1__Record r = PARLEY__LOG__V1__RECORD__INIT;
+	Parley__Log__V1__Post p = PARLEY__LOG__V1__POST__INIT;
+	struct fold_result res;
+	struct batch b;
+
+	batch_init(&b);
+	r.room_id = (char *)"dm:alice:bob";
+	r.actor = (char *)"alice";
+	r.body_case = PARLEY__LOG__V1__RECORD__BODY_POST;
+	r.post = &p;
+	p.client_msg_id = (char *)"m";
+	p.body = (char *)"a\xff"
+			 "b\"c";
+	CHECK_EQ_INT(fold_apply(f, &r, &res), 0);
+	batch_note(&b, 0, 0, &r, &res);
+	CHECK_EQ_STR(b.msgs[0].body, "a\xef\xbf\xbd"
+				     "b\"c");
+	batch_release(&b);
+	fold_free(f);
+}
+
+static void
 test_member_keys_are_unambiguous(void)
 {
 	char *k1 = batch_member_key("ab", "c");
@@ -299,4 +373,5 @@ TEST_MAIN(TEST(test_dm_first_post_creates_room),
 	  TEST(test_group_membership_coalesces),
 	  TEST(test_loaded_room_removal_is_unknown),
 	  TEST(test_markers_copy_member_state), TEST(test_offsets),
+	  TEST(test_room_events), TEST(test_bodies_are_stored_text),
 	  TEST(test_member_keys_are_unambiguous))

@@ -71,6 +71,20 @@ static const char *const db_migrations[] = {
 	/* 2: who created a group room (the fold lets only them remove
 	 * others, so a snapshot must carry it). */
 	"ALTER TABLE rooms ADD COLUMN creator text;",
+	/* 3: membership changes, returned by Sync. The key is the record's
+	 * place in the log, so a replayed record adds nothing; a room's
+	 * records share one partition, so offsets order its events. */
+	"CREATE TABLE room_events ("
+	" room_id text NOT NULL,"
+	" part integer NOT NULL,"
+	" kafka_offset bigint NOT NULL,"
+	" after_seq bigint NOT NULL,"
+	" kind smallint NOT NULL,"
+	" actor text NOT NULL,"
+	" user_ids text[] NOT NULL,"
+	" ts_ms bigint NOT NULL,"
+	" PRIMARY KEY (room_id, part, kafka_offset));"
+	"CREATE INDEX room_events_after ON room_events (room_id, after_seq);",
 };
 
 #define DB_N_MIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
@@ -182,6 +196,7 @@ db_connect(struct db *db)
 static int
 db_fail(struct db *db, PGresult *res, const char *what)
 {
+	metric_add(stats_get()->db_errors, 1);
 	db_log(LOG_LEVEL_ERROR, "store.db_error", what,
 	       res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
 	PQclear(res);
@@ -502,7 +517,7 @@ db_rooms_load(struct db *db, struct fold *f, const char *const *ids, size_t n)
 /* ---- batch writes ---- */
 
 /* Columns of one multi-row statement. */
-#define DB_MAX_COLS 7
+#define DB_MAX_COLS 8
 
 struct db_cols {
 	struct pgarr col[DB_MAX_COLS];
@@ -656,7 +671,7 @@ db_write_members_left(struct db *db, const struct batch *b)
 }
 
 static int
-db_write_messages(struct db *db, const struct batch *b)
+db_write_messages(struct db *db, const struct batch *b, size_t *existed)
 {
 	struct db_cols c;
 	PGresult *res;
@@ -683,12 +698,48 @@ db_write_messages(struct db *db, const struct batch *b)
 		      6, db_cols_params(&c, NULL), &rc);
 	db_cols_release(&c);
 	/* The offsets fence makes this impossible; say so if it happens. */
-	if (res && strtoull(PQcmdTuples(res), NULL, 10) != b->n_msgs)
+	if (res && strtoull(PQcmdTuples(res), NULL, 10) != b->n_msgs) {
+		*existed = b->n_msgs - strtoull(PQcmdTuples(res), NULL, 10);
 		LOG_WARN(
 			"store.rows_existed",
 			"%s of %zu messages inserted: the others were already there",
 			PQcmdTuples(res), b->n_msgs);
+	}
 	PQclear(res);
+	return rc;
+}
+
+static int
+db_write_events(struct db *db, const struct batch *b)
+{
+	struct db_cols c;
+	int rc;
+
+	if (b->n_events == 0)
+		return 0;
+	db_cols_init(&c, 8);
+	for (size_t i = 0; i < b->n_events; i++) {
+		const struct batch_event *e = &b->events[i];
+
+		pgarr_add_str(&c.col[0], e->room_id);
+		pgarr_add_i64(&c.col[1], e->part);
+		pgarr_add_i64(&c.col[2], e->offset);
+		pgarr_add_i64(&c.col[3], (int64_t)e->after_seq);
+		pgarr_add_i64(&c.col[4], e->kind);
+		pgarr_add_str(&c.col[5], e->actor);
+		pgarr_add_str(&c.col[6], e->user_ids);
+		pgarr_add_i64(&c.col[7], e->ts_ms);
+	}
+	rc = db_run(db, "write room events",
+		    "INSERT INTO room_events (room_id, part, kafka_offset,"
+		    " after_seq, kind, actor, user_ids, ts_ms)"
+		    " SELECT v.r, v.p, v.o, v.a, v.k, v.actor,"
+		    " string_to_array(v.u, ','), v.ts FROM unnest($1::text[],"
+		    " $2::integer[], $3::bigint[], $4::bigint[],"
+		    " $5::smallint[], $6::text[], $7::text[], $8::bigint[])"
+		    " AS v(r, p, o, a, k, actor, u, ts) ON CONFLICT DO NOTHING",
+		    8, db_cols_params(&c, NULL));
+	db_cols_release(&c);
 	return rc;
 }
 
@@ -739,10 +790,12 @@ db_write_offsets(struct db *db, const char *topic, const struct batch *b)
 /* The offsets go first: a stale writer stops before touching a row, and
  * writers of one partition queue on its offsets row. */
 int
-db_batch_write(struct db *db, const char *topic, const struct batch *b)
+db_batch_write(struct db *db, const char *topic, const struct batch *b,
+	       size_t *existed)
 {
 	int rc = db_run(db, "begin", "BEGIN", 0, NULL);
 
+	*existed = 0;
 	if (rc == 0 && b->n_offs)
 		rc = db_write_offsets(db, topic, b);
 	if (rc == 0)
@@ -752,7 +805,9 @@ db_batch_write(struct db *db, const char *topic, const struct batch *b)
 	if (rc == 0)
 		rc = db_write_members_left(db, b);
 	if (rc == 0)
-		rc = db_write_messages(db, b);
+		rc = db_write_messages(db, b, existed);
+	if (rc == 0)
+		rc = db_write_events(db, b);
 	if (rc == 0)
 		rc = db_run(db, "commit", "COMMIT", 0, NULL);
 	if (rc < 0)
@@ -761,6 +816,21 @@ db_batch_write(struct db *db, const char *topic, const struct batch *b)
 }
 
 /* ---- RPC queries ---- */
+
+/* Fill out from columns 0-3 (last_seq, member, left, left_after) of the
+ * first row, if any. */
+static void
+db_access_row(const PGresult *res, struct db_access *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (PQntuples(res) == 0)
+		return;
+	out->room = true;
+	out->last_seq = db_u64(res, 0, 0);
+	out->member = db_bool(res, 0, 1);
+	out->left = db_bool(res, 0, 2);
+	out->left_after = db_u64(res, 0, 3);
+}
 
 int
 db_access(struct db *db, const char *room_id, const char *user,
@@ -778,16 +848,134 @@ db_access(struct db *db, const char *room_id, const char *user,
 
 	if (res == NULL)
 		return rc;
-	memset(out, 0, sizeof(*out));
-	if (PQntuples(res) == 1) {
-		out->room = true;
-		out->last_seq = db_u64(res, 0, 0);
-		out->member = db_bool(res, 0, 1);
-		out->left = db_bool(res, 0, 2);
-		out->left_after = db_u64(res, 0, 3);
-	}
+	db_access_row(res, out);
 	PQclear(res);
 	return 0;
+}
+
+/* Access and events in one statement: one row per event, or one row with
+ * NULL events. gone_at is the offset of a removed member's removal (kinds
+ * 3 and 4: MEMBER_REMOVED, MEMBER_LEFT): at left_after it sees the events
+ * up to it, not those after. */
+static const char db_sync_access_sql[] =
+	"WITH a AS (SELECT r.last_seq, r.name, m.user_id IS NOT NULL AS member,"
+	"  m.left_after FROM rooms r LEFT JOIN members m"
+	"  ON m.room_id = r.room_id AND m.user_id = $2 WHERE r.room_id = $1),"
+	" h AS (SELECT a.*, least(coalesce(a.left_after, a.last_seq),"
+	"  a.last_seq, $4::bigint) AS hi, (SELECT max(x.kafka_offset)"
+	"  FROM room_events x WHERE a.left_after IS NOT NULL"
+	"  AND x.room_id = $1 AND x.after_seq = a.left_after"
+	"  AND x.kind IN (3, 4) AND x.user_ids = ARRAY[$2]) AS gone_at FROM a)"
+	" SELECT h.last_seq, h.member, h.left_after IS NOT NULL,"
+	" coalesce(h.left_after, 0), h.name, e.kind, e.actor,"
+	" array_to_string(e.user_ids, ','), e.after_seq, e.ts_ms FROM h"
+	" LEFT JOIN LATERAL (SELECT x.* FROM room_events x WHERE h.member"
+	"  AND x.room_id = $1 AND x.after_seq >= $3::bigint"
+	"  AND x.after_seq <= h.hi AND (h.left_after IS NULL"
+	"  OR x.after_seq < h.left_after OR x.kafka_offset <= h.gone_at)"
+	"  ORDER BY x.after_seq, x.part, x.kafka_offset LIMIT $5::bigint) e"
+	" ON true ORDER BY e.after_seq, e.part, e.kafka_offset";
+
+/* Split s at ',' into heap strings. */
+static char **
+db_split_ids(const char *s, size_t *n)
+{
+	const char *p = s;
+	size_t cap = 1;
+	char **ids;
+
+	for (const char *c = s; *c; c++)
+		cap += *c == ',';
+	ids = xcalloc(cap, sizeof(*ids));
+	*n = 0;
+	while (*s && p) {
+		const char *comma = strchr(p, ',');
+
+		ids[(*n)++] =
+			comma ? xstrndup(p, (size_t)(comma - p)) : xstrdup(p);
+		p = comma ? comma + 1 : NULL;
+	}
+	return ids;
+}
+
+static Parley__V1__RoomEvent *
+db_event_row(const PGresult *res, int row, const char *room_id)
+{
+	Parley__V1__RoomEvent *e = xmalloc(sizeof(*e));
+
+	parley__v1__room_event__init(e);
+	e->room_id = xstrdup(room_id);
+	e->name = xstrdup(PQgetvalue(res, row, 4));
+	e->kind = (Parley__V1__RoomEventKind)db_i64(res, row, 5);
+	e->actor_id = xstrdup(PQgetvalue(res, row, 6));
+	e->user_ids = db_split_ids(PQgetvalue(res, row, 7), &e->n_user_ids);
+	e->seq = db_u64(res, row, 8);
+	e->ts_ms = db_i64(res, row, 9);
+	return e;
+}
+
+static void
+db_events_rows(const PGresult *res, const char *room_id,
+	       Parley__V1__RoomEvent ***events, size_t *n)
+{
+	int rows = PQntuples(res);
+
+	*n = 0;
+	*events = xcalloc(rows ? (size_t)rows : 1,
+			  sizeof(Parley__V1__RoomEvent *));
+	for (int i = 0; i < rows; i++)
+		if (!PQgetisnull(res, i, 5))
+			(*events)[(*n)++] = db_event_row(res, i, room_id);
+}
+
+/* A uint64 as a bigint parameter, clamped to INT64_MAX. */
+static void
+db_param_u64(char *buf, size_t len, uint64_t v)
+{
+	snprintf(buf, len, "%" PRIu64, v > INT64_MAX ? INT64_MAX : v);
+}
+
+int
+db_sync_access(struct db *db, const char *room_id, const char *user,
+	       uint64_t after, uint64_t end, uint32_t max_events,
+	       struct db_access *out, Parley__V1__RoomEvent ***events,
+	       size_t *n)
+{
+	char safter[24], send[24], smax[16];
+	const char *params[] = { room_id, user, safter, send, smax };
+	int rc = 0;
+	PGresult *res;
+
+	db_param_u64(safter, sizeof(safter), after);
+	db_param_u64(send, sizeof(send), end);
+	snprintf(smax, sizeof(smax), "%" PRIu32, max_events);
+	res = db_exec(db, "sync access", db_sync_access_sql, 5, params, &rc);
+	if (res == NULL)
+		return rc;
+	db_access_row(res, out);
+	db_events_rows(res, room_id, events, n);
+	PQclear(res);
+	return 0;
+}
+
+static void
+db_event_free(Parley__V1__RoomEvent *e)
+{
+	for (size_t i = 0; i < e->n_user_ids; i++)
+		free(e->user_ids[i]);
+	free(e->user_ids);
+	free(e->room_id);
+	free(e->name);
+	free(e->actor_id);
+	free(e);
+}
+
+void
+db_events_free(Parley__V1__RoomEvent **events, size_t n)
+{
+	for (size_t i = 0; events && i < n; i++)
+		db_event_free(events[i]);
+	free(events);
 }
 
 static Parley__V1__Message *
@@ -814,8 +1002,8 @@ db_messages(struct db *db, const char *room_id, uint64_t lo, uint64_t hi,
 	int rc = 0;
 	PGresult *res;
 
-	snprintf(slo, sizeof(slo), "%" PRIu64, lo > INT64_MAX ? INT64_MAX : lo);
-	snprintf(shi, sizeof(shi), "%" PRIu64, hi > INT64_MAX ? INT64_MAX : hi);
+	db_param_u64(slo, sizeof(slo), lo);
+	db_param_u64(shi, sizeof(shi), hi);
 	snprintf(slim, sizeof(slim), "%" PRIu32, limit);
 	res = db_exec(db, "messages",
 		      desc ? "SELECT seq, sender_id, client_msg_id, body, ts_ms"

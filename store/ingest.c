@@ -1,8 +1,10 @@
 /* The store's consumer loop: Kafka records in batches, folded exactly as
  * the routers fold them, written to PostgreSQL in one transaction with the
- * offsets they cover. Kafka never keeps our offsets: PostgreSQL does. */
+ * offsets they cover, then added to the recent-messages cache. Kafka never
+ * keeps our offsets: PostgreSQL does. */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,11 +30,19 @@
  * as they are used, so memory stays bounded however many rooms exist. */
 #define INGEST_MAX_ROOMS 100000
 #define INGEST_STATS_MS	 10000
+/* How often the consumer lag gauge is computed (from librdkafka's cached
+ * high watermarks: no broker round trip). */
+#define INGEST_LAG_MS 1000
+
+/* Readiness, read by the health server's thread. */
+static atomic_bool ingest_db_up;
+static atomic_bool ingest_assigned;
 
 struct ingest {
 	const struct store_config *cfg;
 	struct db *db;
 	struct fold *fold;
+	struct cache *cache; /* may be NULL */
 	struct kafka_consumer *kc;
 	rd_kafka_message_t **msgs; /* the batch being collected */
 	size_t n_msgs, cap_msgs;
@@ -45,8 +55,14 @@ struct ingest {
 	bool resync;	   /* the fold and positions must be reloaded */
 	int backoff_ms;
 	uint64_t stat_records, stat_msgs, stat_batches;
-	int64_t stat_at_ms;
+	int64_t stat_at_ms, lag_at_ms;
 };
+
+bool
+ingest_ready(void)
+{
+	return atomic_load(&ingest_db_up) && atomic_load(&ingest_assigned);
+}
 
 static int64_t
 ingest_now_ms(void)
@@ -206,7 +222,7 @@ ingest_fold_one(struct ingest *ing, const rd_kafka_message_t *m,
 	if (rec == NULL)
 		ing->batch.skipped++;
 	else if ((rc = fold_apply(ing->fold, rec, &res)) == 0)
-		batch_note(&ing->batch, rec, &res);
+		batch_note(&ing->batch, m->partition, m->offset, rec, &res);
 	if (rc == 0)
 		batch_offset(&ing->batch, m->partition,
 			     ingest_expected(ing, m->partition), m->offset);
@@ -239,6 +255,16 @@ ingest_fold_all(struct ingest *ing)
 	return rc;
 }
 
+/* Forget the cache: after a failure we no longer know for sure what is
+ * committed, and a cleared cache is always right. */
+static void
+ingest_cache_clear(struct ingest *ing)
+{
+	cache_clear(ing->cache);
+	metric_set(stats_get()->cache_rooms, 0);
+	metric_set(stats_get()->cache_bytes, 0);
+}
+
 /* The database may now be behind the fold and our positions: drop the
  * fold and reload positions before consuming again. */
 static void
@@ -249,7 +275,46 @@ ingest_fail(struct ingest *ing, int rc)
 		"batch of %zu records rolled back: %s; reloading from the database",
 		ing->n_msgs, strerror(-rc));
 	ingest_fold_reset(ing);
+	ingest_cache_clear(ing);
 	ing->resync = true;
+	atomic_store(&ingest_db_up, db_connected(ing->db));
+}
+
+/* The batch is committed: its messages may now be read from memory. */
+static void
+ingest_cache_fill(struct ingest *ing, size_t existed)
+{
+	const struct batch *b = &ing->batch;
+	size_t rooms, bytes;
+
+	if (ing->cache == NULL)
+		return;
+	if (existed) { /* rows not ours: do not vouch for anything */
+		ingest_cache_clear(ing);
+		return;
+	}
+	for (size_t i = 0; i < b->n_msgs; i++) {
+		const struct batch_message *m = &b->msgs[i];
+
+		cache_add(ing->cache, m->room_id, m->seq, m->ts_ms,
+			  m->sender_id, m->client_msg_id, m->body);
+	}
+	cache_totals(ing->cache, &rooms, &bytes);
+	metric_set(stats_get()->cache_rooms, (int64_t)rooms);
+	metric_set(stats_get()->cache_bytes, (int64_t)bytes);
+}
+
+static void
+ingest_count_batch(const struct batch *b, double commit_s)
+{
+	const struct stats *st = stats_get();
+
+	metric_add(st->records, (int64_t)(b->records + b->skipped));
+	metric_add(st->messages, (int64_t)b->n_msgs);
+	metric_add(st->events, (int64_t)b->n_events);
+	metric_add(st->batches, 1);
+	metric_observe(st->batch_size, (double)(b->records + b->skipped));
+	metric_observe(st->commit_latency, commit_s);
 }
 
 static void
@@ -268,6 +333,29 @@ ingest_log_batch(struct ingest *ing, int64_t t0)
 		(long long)(ingest_now_ms() - t0));
 }
 
+/* Write the folded batch in one transaction. 0 or -errno. */
+static int
+ingest_commit(struct ingest *ing)
+{
+	struct timespec t0, t1;
+	size_t existed = 0;
+	int rc;
+
+	if (batch_empty(&ing->batch))
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = db_batch_write(ing->db, ing->cfg->topic, &ing->batch, &existed);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (rc < 0)
+		return rc;
+	atomic_store(&ingest_db_up, true);
+	ingest_count_batch(&ing->batch,
+			   (double)(t1.tv_sec - t0.tv_sec) +
+				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	ingest_cache_fill(ing, existed);
+	return 0;
+}
+
 /* Fold and commit what was collected. 0 or -errno (then rolled back). */
 static int
 ingest_flush(struct ingest *ing)
@@ -278,8 +366,8 @@ ingest_flush(struct ingest *ing)
 	if (ing->n_msgs == 0)
 		return 0;
 	rc = ingest_fold_all(ing);
-	if (rc == 0 && !batch_empty(&ing->batch))
-		rc = db_batch_write(ing->db, ing->cfg->topic, &ing->batch);
+	if (rc == 0)
+		rc = ingest_commit(ing);
 	if (rc == 0) {
 		for (size_t i = 0; i < ing->batch.n_offs; i++)
 			ingest_set_expected(ing, ing->batch.offs[i].part,
@@ -316,6 +404,7 @@ on_assign(void *ctx, struct kafka_consumer *c,
 	rc = db_connect(ing->db);
 	if (rc == 0)
 		rc = db_offsets_load(ing->db, parts);
+	atomic_store(&ingest_db_up, rc == 0);
 	if (rc < 0) {
 		/* Positions unknown: consume nothing until resync seeks. */
 		ing->resync = true;
@@ -326,6 +415,7 @@ on_assign(void *ctx, struct kafka_consumer *c,
 		return;
 	}
 	ingest_note_positions(ing, parts);
+	atomic_store(&ingest_assigned, true);
 	LOG_INFO("store.assign", "assigned %d partitions", parts->cnt);
 }
 
@@ -388,6 +478,7 @@ ingest_resync(struct ingest *ing)
 	rd_kafka_resp_err_t err;
 	int rc = db_connect(ing->db);
 
+	atomic_store(&ingest_db_up, rc == 0);
 	if (rc < 0)
 		return rc;
 	err = rd_kafka_assignment(kafka_consumer_handle(ing->kc), &parts);
@@ -398,6 +489,8 @@ ingest_resync(struct ingest *ing)
 	rc = parts->cnt ? ingest_seek(ing, parts) : 0;
 	if (rc == 0) {
 		ingest_fold_reset(ing);
+		ingest_cache_clear(ing);
+		metric_add(stats_get()->resyncs, 1);
 		ing->resync = false;
 		ing->backoff_ms = 0;
 		LOG_INFO("store.resync",
@@ -494,6 +587,36 @@ ingest_stats(struct ingest *ing)
 	ing->stat_at_ms = now;
 }
 
+/* Records of partition p past what the database holds, from the high
+ * watermark librdkafka learnt from its last fetch (0 when not owned). */
+static int64_t
+ingest_part_lag(struct ingest *ing, rd_kafka_t *rk, int32_t p)
+{
+	int64_t from = ing->expected[p], lo, hi;
+
+	if (from == INGEST_UNOWNED ||
+	    rd_kafka_get_watermark_offsets(rk, ing->cfg->topic, p, &lo, &hi) !=
+		    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	if (from < 0) /* no row yet: we start at the beginning */
+		from = lo > 0 ? lo : 0;
+	return hi > from ? hi - from : 0;
+}
+
+static void
+ingest_lag(struct ingest *ing)
+{
+	rd_kafka_t *rk = kafka_consumer_handle(ing->kc);
+	int64_t now = ingest_now_ms(), lag = 0;
+
+	if (now - ing->lag_at_ms < INGEST_LAG_MS)
+		return;
+	ing->lag_at_ms = now;
+	for (int32_t p = 0; p < ing->n_parts; p++)
+		lag += ingest_part_lag(ing, rk, p);
+	metric_set(stats_get()->lag, lag);
+}
+
 static void
 ingest_loop(struct ingest *ing)
 {
@@ -507,6 +630,7 @@ ingest_loop(struct ingest *ing)
 		if (ingest_flush(ing) < 0)
 			ingest_backoff(ing);
 		ingest_stats(ing);
+		ingest_lag(ing);
 	}
 }
 
@@ -536,6 +660,7 @@ ingest_db_start(struct ingest *ing)
 		rc = db_connect(ing->db);
 		if (rc == 0)
 			rc = db_migrate(ing->db);
+		atomic_store(&ingest_db_up, rc == 0);
 		if (rc != -ENOTCONN || sig_stopping())
 			return rc;
 		poll(NULL, 0, 1000);
@@ -557,9 +682,9 @@ ingest_release(struct ingest *ing)
 }
 
 int
-ingest_run(const struct store_config *cfg)
+ingest_run(const struct store_config *cfg, struct cache *cache)
 {
-	struct ingest ing = { .cfg = cfg };
+	struct ingest ing = { .cfg = cfg, .cache = cache };
 	int rc;
 
 	batch_init(&ing.batch);

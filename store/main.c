@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
 #include "sig.h"
 #include "store.h"
@@ -43,12 +44,29 @@ store_config_load(struct store_config *cfg)
 	cfg->batch_max = (int)config_int("PARLEY_STORE_BATCH", 500, 1, 100000);
 	cfg->rpc_threads =
 		(int)config_int("PARLEY_STORE_RPC_THREADS", 4, 1, 64);
+	cfg->cache_rooms =
+		(int)config_int("PARLEY_STORE_CACHE_ROOMS", 10000, 0, 10000000);
+	cfg->cache_per_room =
+		(int)config_int("PARLEY_STORE_CACHE_PER_ROOM", 256, 1, 100000);
+	cfg->cache_bytes = config_int("PARLEY_STORE_CACHE_MB", 256, 1, 1 << 20)
+			   << 20;
+}
+
+/* Metrics and the health server start before any other thread. */
+static void
+store_http_start(void)
+{
+	stats_init();
+	if (httpd_start(config_str("PARLEY_HTTP_BIND", "127.0.0.1"),
+			httpd_config_port(9301), ingest_ready) < 0)
+		LOG_WARN("store.httpd", "no health/metrics endpoint");
 }
 
 int
 main(void)
 {
 	struct store_config cfg;
+	struct cache *cache;
 	struct rpc *rpc;
 	int rc;
 
@@ -58,13 +76,17 @@ main(void)
 	if (rc < 0)
 		log_fatal("store.signals", "cannot install signal handlers: %s",
 			  strerror(-rc));
-	rpc = rpc_start(&cfg);
+	store_http_start();
+	cache = cache_new((size_t)cfg.cache_rooms, (size_t)cfg.cache_per_room,
+			  (size_t)cfg.cache_bytes, 0);
+	rpc = rpc_start(&cfg, cache);
 	if (rpc == NULL)
 		log_fatal("store.listen",
 			  "PARLEY_STORE_LISTEN: cannot listen on %s",
 			  cfg.listen);
-	rc = ingest_run(&cfg);
+	rc = ingest_run(&cfg, cache);
 	rpc_stop(rpc);
+	cache_free(cache);
 	if (rc < 0 && !sig_stopping()) {
 		LOG_ERROR("store.exit", "stopped: %s", strerror(-rc));
 		return 1;

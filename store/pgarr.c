@@ -51,13 +51,13 @@ pgarr_sep(struct pgarr *a)
 	a->n++;
 }
 
-void
-pgarr_add_str(struct pgarr *a, const char *s)
+/* s with U+FFFD for bytes that start no valid UTF-8 sequence, and with
+ * '"' and '\\' escaped for an array literal when escape is set. */
+static void
+pgarr_put_text(struct pgarr *a, const char *s, bool escape)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
-	pgarr_sep(a);
-	pgarr_put(a, "\"", 1);
 	while (*p) {
 		size_t n = utf8_len(p);
 
@@ -66,12 +66,32 @@ pgarr_add_str(struct pgarr *a, const char *s)
 			p++;
 			continue;
 		}
-		if (*p == '"' || *p == '\\')
+		if (escape && (*p == '"' || *p == '\\'))
 			pgarr_put(a, "\\", 1);
 		pgarr_put(a, (const char *)p, n);
 		p += n;
 	}
+}
+
+void
+pgarr_add_str(struct pgarr *a, const char *s)
+{
+	pgarr_sep(a);
 	pgarr_put(a, "\"", 1);
+	pgarr_put_text(a, s, true);
+	pgarr_put(a, "\"", 1);
+}
+
+char *
+pgarr_text(const char *s)
+{
+	struct pgarr a;
+
+	pgarr_init(&a);
+	pgarr_reserve(&a, 0);
+	pgarr_put_text(&a, s, false);
+	a.buf[a.len] = '\0';
+	return a.buf;
 }
 
 void

@@ -1,12 +1,14 @@
 /* The store's request/reply server: Sync, History and ListRooms read from
  * PostgreSQL by a few worker threads (one NNG rep context and one database
- * connection each), answering only what the asking user may see. One
- * StoreRequest per NNG message, one StoreReply back. */
+ * connection each), answering only what the asking user may see; a Sync's
+ * messages come from the recent-messages cache when it holds the page.
+ * One StoreRequest per NNG message, one StoreReply back. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus.h"
 #include "jwt.h"
@@ -17,11 +19,14 @@
 
 #define RPC_LIMIT_DEFAULT 100
 #define RPC_LIMIT_MAX	  1000
+/* Room events one Sync page carries at most (see docs/PROTOCOL.md). */
+#define RPC_EVENTS_MAX 1000
 
 struct rpc_worker {
 	nng_ctx ctx;
 	nng_aio *aio;
 	struct db *db;
+	struct cache *cache; /* shared; may be NULL */
 	pthread_t thread;
 };
 
@@ -99,6 +104,8 @@ rpc_reply_free(Parley__Internal__V1__StoreReply *rep)
 		free(rep->sync_result->room_id);
 		db_messages_free(rep->sync_result->messages,
 				 rep->sync_result->n_messages);
+		db_events_free(rep->sync_result->events,
+			       rep->sync_result->n_events);
 		free(rep->sync_result);
 	} else if (rep->reply_case ==
 		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
@@ -144,16 +151,12 @@ rpc_authorize(const char *room_id, const char *user, const struct db_access *a,
 	return RPC_READ;
 }
 
-/* Check access; on RPC_READ returns NULL with *cap set, else the reply. */
+/* On RPC_READ returns NULL with *cap set, else the reply. */
 static Parley__Internal__V1__StoreReply *
-rpc_check(struct db *db, const char *room_id, const char *user, uint64_t *cap)
+rpc_verdict(const char *room_id, const char *user, const struct db_access *a,
+	    uint64_t *cap)
 {
-	struct db_access a;
-	int rc = db_access(db, room_id, user, &a);
-
-	if (rc < 0)
-		return rpc_db_error(rc, room_id);
-	switch (rpc_authorize(room_id, user, &a, cap)) {
+	switch (rpc_authorize(room_id, user, a, cap)) {
 	case RPC_READ:
 		return NULL;
 	case RPC_EMPTY_DM:
@@ -165,6 +168,18 @@ rpc_check(struct db *db, const char *room_id, const char *user, uint64_t *cap)
 		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				 "not a member of this room", false, room_id);
 	}
+}
+
+/* Check access; on RPC_READ returns NULL with *cap set, else the reply. */
+static Parley__Internal__V1__StoreReply *
+rpc_check(struct db *db, const char *room_id, const char *user, uint64_t *cap)
+{
+	struct db_access a;
+	int rc = db_access(db, room_id, user, &a);
+
+	if (rc < 0)
+		return rpc_db_error(rc, room_id);
+	return rpc_verdict(room_id, user, &a, cap);
 }
 
 /* Make the first limit of msgs sr's page (the caller asked for limit + 1:
@@ -180,25 +195,117 @@ rpc_page(Parley__V1__SyncResult *sr, Parley__V1__Message **msgs, size_t n,
 	sr->n_messages = n;
 }
 
-static Parley__Internal__V1__StoreReply *
-rpc_sync(struct db *db, const char *user, const Parley__V1__Sync *s)
+/* The last seq of the page after `after` (< cap): seqs are dense. */
+static uint64_t
+rpc_page_end(uint64_t after, uint32_t limit, uint64_t cap)
 {
-	uint32_t limit = rpc_limit(s->limit);
-	Parley__Internal__V1__StoreReply *rep;
+	return cap - after > limit ? after + limit : cap;
+}
+
+static Parley__V1__Message *
+rpc_message_copy(const char *room_id, const struct cache_msg *c)
+{
+	Parley__V1__Message *m = xmalloc(sizeof(*m));
+
+	parley__v1__message__init(m);
+	m->room_id = xstrdup(room_id);
+	m->seq = c->seq;
+	m->sender_id = xstrdup(c->sender_id);
+	m->client_msg_id = xstrdup(c->client_msg_id);
+	m->body = xstrdup(c->body);
+	m->ts_ms = c->ts_ms;
+	return m;
+}
+
+/* Fill sr's page after `after` from the cache if it holds all of it.
+ * The copies are made outside the cache's lock. */
+static bool
+rpc_from_cache(struct cache *cache, Parley__V1__SyncResult *sr, uint64_t after,
+	       uint32_t limit, uint64_t cap)
+{
+	uint64_t end = rpc_page_end(after, limit, cap);
+	size_t n = (size_t)(end - after);
+	struct cache_msg **held;
+
+	if (cache == NULL)
+		return false;
+	held = xcalloc(n, sizeof(struct cache_msg *));
+	if (!cache_get(cache, sr->room_id, after + 1, end, held)) {
+		free(held);
+		return false;
+	}
+	sr->messages = xcalloc(n, sizeof(Parley__V1__Message *));
+	for (size_t i = 0; i < n; i++) {
+		sr->messages[i] = rpc_message_copy(sr->room_id, held[i]);
+		cache_msg_put(held[i]);
+	}
+	sr->n_messages = n;
+	sr->has_more = end < cap;
+	free(held);
+	return true;
+}
+
+/* The messages of a Sync page after `after` (< cap). 0 or -errno. */
+static int
+rpc_sync_messages(struct db *db, struct cache *cache,
+		  Parley__V1__SyncResult *sr, uint64_t after, uint32_t limit,
+		  uint64_t cap)
+{
 	Parley__V1__Message **msgs;
-	uint64_t cap = 0;
 	size_t n;
 	int rc;
 
-	rep = rpc_check(db, s->room_id, user, &cap);
-	if (rep)
-		return rep;
-	rc = db_messages(db, s->room_id, s->after_seq, cap, limit + 1, false,
-			 &msgs, &n);
+	if (rpc_from_cache(cache, sr, after, limit, cap)) {
+		metric_add(stats_get()->cache_hits, 1);
+		return 0;
+	}
+	if (cache)
+		metric_add(stats_get()->cache_misses, 1);
+	rc = db_messages(db, sr->room_id, after, cap, limit + 1, false, &msgs,
+			 &n);
+	if (rc == 0)
+		rpc_page(sr, msgs, n, limit);
+	return rc;
+}
+
+/* Authorization, the room's last_seq and the page's room events always
+ * come from PostgreSQL (one round trip); only message rows may come from
+ * the cache. So a cache that missed commits (another store wrote the
+ * partition meanwhile) can only miss, never hide or leak a message. */
+static Parley__Internal__V1__StoreReply *
+rpc_sync(struct db *db, struct cache *cache, const char *user,
+	 const Parley__V1__Sync *s)
+{
+	uint32_t limit = rpc_limit(s->limit);
+	uint64_t end = s->after_seq + limit, cap = 0;
+	Parley__Internal__V1__StoreReply *rep;
+	Parley__V1__RoomEvent **events;
+	struct db_access a;
+	size_t n_events;
+	int rc;
+
+	if (end < s->after_seq)
+		end = UINT64_MAX;
+	rc = db_sync_access(db, s->room_id, user, s->after_seq, end,
+			    RPC_EVENTS_MAX, &a, &events, &n_events);
 	if (rc < 0)
 		return rpc_db_error(rc, s->room_id);
+	rep = rpc_verdict(s->room_id, user, &a, &cap);
+	if (rep) {
+		db_events_free(events, n_events);
+		return rep;
+	}
 	rep = rpc_sync_result(s->room_id, cap);
-	rpc_page(rep->sync_result, msgs, n, limit);
+	rep->sync_result->events = events;
+	rep->sync_result->n_events = n_events;
+	if (s->after_seq >= cap)
+		return rep;
+	rc = rpc_sync_messages(db, cache, rep->sync_result, s->after_seq, limit,
+			       cap);
+	if (rc < 0) {
+		rpc_reply_free(rep);
+		return rpc_db_error(rc, s->room_id);
+	}
 	return rep;
 }
 
@@ -272,11 +379,12 @@ rpc_room_of(const Parley__Internal__V1__StoreRequest *req)
 }
 
 static Parley__Internal__V1__StoreReply *
-rpc_dispatch(struct db *db, const Parley__Internal__V1__StoreRequest *req)
+rpc_dispatch(struct db *db, struct cache *cache,
+	     const Parley__Internal__V1__StoreRequest *req)
 {
 	switch (req->req_case) {
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC:
-		return rpc_sync(db, req->user_id, req->sync);
+		return rpc_sync(db, cache, req->user_id, req->sync);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY:
 		return rpc_history(db, req->user_id, req->history);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS:
@@ -297,7 +405,8 @@ rpc_unavailable(const Parley__Internal__V1__StoreReply *rep)
 }
 
 Parley__Internal__V1__StoreReply *
-rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
+rpc_handle(struct db *db, struct cache *cache,
+	   const Parley__Internal__V1__StoreRequest *req)
 {
 	const char *room = rpc_room_of(req);
 	Parley__Internal__V1__StoreReply *rep;
@@ -309,24 +418,63 @@ rpc_handle(struct db *db, const Parley__Internal__V1__StoreRequest *req)
 	rc = db_connect(db);
 	if (rc < 0)
 		return rpc_db_error(rc, room);
-	rep = rpc_dispatch(db, req);
+	rep = rpc_dispatch(db, cache, req);
 	/* A connection that died since the last request (a server restart)
 	 * costs the client nothing: reads can be asked again. */
 	if (rpc_unavailable(rep) && db_connect(db) == 0) {
 		rpc_reply_free(rep);
-		rep = rpc_dispatch(db, req);
+		rep = rpc_dispatch(db, cache, req);
 	}
 	return rep;
 }
 
 /* ---- the server ---- */
 
+static enum stats_rpc_kind
+rpc_kind(const Parley__Internal__V1__StoreRequest *req)
+{
+	if (req == NULL)
+		return STATS_RPC_OTHER;
+	switch (req->req_case) {
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC:
+		return STATS_RPC_SYNC;
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY:
+		return STATS_RPC_HISTORY;
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS:
+		return STATS_RPC_LIST_ROOMS;
+	default:
+		return STATS_RPC_OTHER;
+	}
+}
+
+static double
+rpc_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+rpc_count(const Parley__Internal__V1__StoreRequest *req,
+	  const Parley__Internal__V1__StoreReply *rep, double t0)
+{
+	const struct stats *st = stats_get();
+
+	metric_add(st->rpc[rpc_kind(req)], 1);
+	if (rep->reply_case == PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR)
+		metric_add(st->rpc_errors, 1);
+	metric_observe(st->rpc_latency, rpc_now() - t0);
+}
+
 /* Decode, answer and encode one request message (freed here). */
 static nng_msg *
-rpc_serve(struct db *db, nng_msg *in)
+rpc_serve(struct rpc_worker *w, nng_msg *in)
 {
 	Parley__Internal__V1__StoreRequest *req;
 	Parley__Internal__V1__StoreReply *rep;
+	double t0 = rpc_now();
 	nng_msg *out;
 	size_t len;
 
@@ -337,11 +485,12 @@ rpc_serve(struct db *db, nng_msg *in)
 		rep = rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
 				"undecodable store request", false, NULL);
 	else
-		rep = rpc_handle(db, req);
+		rep = rpc_handle(w->db, w->cache, req);
 	len = parley__internal__v1__store_reply__get_packed_size(rep);
 	if (nng_msg_alloc(&out, len) != 0)
 		abort(); /* out of memory, as xmalloc would */
 	parley__internal__v1__store_reply__pack(rep, nng_msg_body(out));
+	rpc_count(req, rep, t0);
 	rpc_reply_free(rep);
 	parley__internal__v1__store_request__free_unpacked(req, NULL);
 	return out;
@@ -375,8 +524,7 @@ rpc_main(void *arg)
 				 nng_strerror(rv));
 			continue;
 		}
-		nng_aio_set_msg(w->aio,
-				rpc_serve(w->db, nng_aio_get_msg(w->aio)));
+		nng_aio_set_msg(w->aio, rpc_serve(w, nng_aio_get_msg(w->aio)));
 		rv = rpc_step(w, true);
 		if (rv != 0) /* the message is still ours */
 			nng_msg_free(nng_aio_get_msg(w->aio));
@@ -390,18 +538,20 @@ rpc_main(void *arg)
 }
 
 static void
-rpc_worker_start(struct rpc_worker *w, nng_socket sock, const char *pg)
+rpc_worker_start(struct rpc_worker *w, nng_socket sock, const char *pg,
+		 struct cache *cache)
 {
 	if (nng_ctx_open(&w->ctx, sock) != 0 ||
 	    nng_aio_alloc(&w->aio, NULL, NULL) != 0)
 		log_fatal("store.rpc_start", "cannot open an NNG context");
 	w->db = db_new(pg, "parley-store-rpc");
+	w->cache = cache;
 	if (pthread_create(&w->thread, NULL, rpc_main, w) != 0)
 		log_fatal("store.rpc_start", "cannot start an RPC thread");
 }
 
 struct rpc *
-rpc_start(const struct store_config *cfg)
+rpc_start(const struct store_config *cfg, struct cache *cache)
 {
 	struct rpc *r = xcalloc(1, sizeof(*r));
 	sigset_t stop, old;
@@ -423,7 +573,7 @@ rpc_start(const struct store_config *cfg)
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
 	for (int i = 0; i < r->n_workers; i++)
-		rpc_worker_start(&r->workers[i], r->sock, cfg->pg);
+		rpc_worker_start(&r->workers[i], r->sock, cfg->pg, cache);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	LOG_INFO("store.rpc_listen",
 		 "serving store requests on %s with %d threads", cfg->listen,

@@ -81,6 +81,51 @@ test_page(void)
 	rpc_reply_free(rep);
 }
 
+static void
+test_page_end(void)
+{
+	CHECK_EQ_INT(rpc_page_end(0, 100, 5), 5);
+	CHECK_EQ_INT(rpc_page_end(0, 5, 5), 5);
+	CHECK_EQ_INT(rpc_page_end(0, 4, 5), 4);
+	CHECK_EQ_INT(rpc_page_end(10, 3, 1000), 13);
+	CHECK(rpc_page_end(UINT64_MAX - 2, 1000, UINT64_MAX) == UINT64_MAX);
+}
+
+static void
+test_sync_from_cache(void)
+{
+	struct cache *c = cache_new(4, 8, 1 << 20, 1);
+	Parley__Internal__V1__StoreReply *rep = rpc_sync_result("r", 12);
+	Parley__V1__SyncResult *sr = rep->sync_result;
+
+	for (uint64_t s = 3; s <= 12; s++)
+		cache_add(c, "r", s, (int64_t)s * 10, "alice", "c", "body");
+	CHECK(!rpc_from_cache(NULL, sr, 8, 100, 12));
+	CHECK(!rpc_from_cache(c, sr, 3, 3, 12)); /* 4 is gone */
+	CHECK(!rpc_from_cache(c, sr, 3, 9, 12)); /* more than a room holds */
+	CHECK(rpc_from_cache(c, sr, 4, 100, 12));
+	CHECK_EQ_INT(sr->n_messages, 8);
+	CHECK(!sr->has_more);
+	CHECK_EQ_INT(sr->messages[0]->seq, 5);
+	CHECK_EQ_INT(sr->messages[7]->seq, 12);
+	CHECK_EQ_INT(sr->messages[7]->ts_ms, 120);
+	CHECK_EQ_STR(sr->messages[0]->room_id, "r");
+	CHECK_EQ_STR(sr->messages[0]->sender_id, "alice");
+	rpc_reply_free(rep);
+	rep = rpc_sync_result("r", 12);
+	CHECK(rpc_from_cache(c, rep->sync_result, 6, 2, 12));
+	CHECK_EQ_INT(rep->sync_result->n_messages, 2);
+	CHECK(rep->sync_result->has_more);
+	rpc_reply_free(rep);
+	/* A horizon below what the cache holds (a removed member). */
+	rep = rpc_sync_result("r", 7);
+	CHECK(rpc_from_cache(c, rep->sync_result, 5, 100, 7));
+	CHECK_EQ_INT(rep->sync_result->n_messages, 2);
+	CHECK_EQ_INT(rep->sync_result->messages[1]->seq, 7);
+	rpc_reply_free(rep);
+	cache_free(c);
+}
+
 static Parley__Internal__V1__StoreReply *
 sync_as(struct db *db, const char *user, const char *room)
 {
@@ -92,7 +137,7 @@ sync_as(struct db *db, const char *user, const char *room)
 	req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC;
 	req.sync = &s;
 	s.room_id = (char *)room;
-	return rpc_handle(db, &req);
+	return rpc_handle(db, NULL, &req);
 }
 
 static void
@@ -132,4 +177,5 @@ test_dead_database_is_retryable(void)
 }
 
 TEST_MAIN(TEST(test_limit), TEST(test_authorize), TEST(test_page),
+	  TEST(test_page_end), TEST(test_sync_from_cache),
 	  TEST(test_bad_requests), TEST(test_dead_database_is_retryable))

@@ -157,5 +157,11 @@ int cmd_history(int argc, char **argv);
 int cmd_rooms(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_room(int argc, char **argv);
+int cmd_receipts(int argc, char **argv);
+int cmd_typing(int argc, char **argv);
+int cmd_presence(int argc, char **argv);
+/* A one-request command of cmd_ask.c by name: "room add", "room remove",
+ * "room leave", "room online", "receipts". */
+int cmd_ask(const char *name, int argc, char **argv);
 
 #endif

@@ -1,7 +1,8 @@
 /* `parley listen`: print every pushed event as a JSON line. Messages come
  * out in seq order per room and each once: a jump in seq is filled with
  * Sync before the live message is shown, and a lost session is resumed on
- * the next gateway from where it stopped (G3, G4). */
+ * the next gateway from where it stopped (G3, G4). Printed messages are
+ * confirmed with Delivered, batched per room (receipts depend on it). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,11 +18,20 @@
  * before the gap is reported and the held messages shown anyway. */
 #define LISTEN_SYNC_TRIES    5
 #define LISTEN_SYNC_RETRY_MS 200
+/* At most one Delivered per room per this many ms, with the highest seq. */
+#define LISTEN_DELIVERED_MS 200
 
 /* conn_wait() result when --count is reached or stdout failed. */
 #define LISTEN_STOP 100
+/* conn_wait() result when a frame made a timer due before the wait's end
+ * (a Delivered to send, a Sync to retry). */
+#define LISTEN_RESCHEDULE 101
 
-enum { LISTEN_OPT_COUNT = CLI_OPT_LOCAL, LISTEN_OPT_WELCOME };
+enum {
+	LISTEN_OPT_COUNT = CLI_OPT_LOCAL,
+	LISTEN_OPT_WELCOME,
+	LISTEN_OPT_NO_DELIVERED,
+};
 
 /* A live message held back until the ones before it are printed. */
 struct listen_held {
@@ -38,6 +48,10 @@ struct listen_room {
 	struct listen_held *held; /* sorted by seq, all > last + 1 */
 	size_t n_held;
 	size_t cap_held;
+	uint64_t dlv_want; /* highest seq printed: to confirm */
+	uint64_t dlv_sent; /* highest seq confirmed with Delivered */
+	int64_t dlv_last;  /* when the last Delivered went out */
+	int64_t dlv_at;	   /* when the next one is due; -1 when none */
 };
 
 struct listen {
@@ -50,15 +64,18 @@ struct listen {
 	bool initial;	   /* the first room list is not known yet */
 	uint64_t list_req; /* ListRooms after a Welcome without all rooms */
 	int64_t want;	   /* --count, -1 when not given */
-	int64_t printed;
-	bool welcome; /* --welcome */
+	int64_t printed;   /* messages printed */
+	bool welcome;	   /* --welcome */
+	bool delivered;	   /* send Delivered (unless --no-delivered) */
 	bool io_error;
-	int64_t end; /* --timeout as a deadline, -1 when not given */
+	int64_t end;	    /* --timeout as a deadline, -1 when not given */
+	int64_t wait_until; /* the deadline conn_wait() runs with */
 };
 
 static const char listen_usage[] =
 	"Usage: parley listen (--as USER | --token TOKEN) [--url URL]...\n"
 	"                     [--count N] [--timeout S] [--welcome]\n"
+	"                     [--no-delivered]\n"
 	"\n"
 	"Print each event pushed to the user as one JSON line (flushed):\n"
 	"  {\"type\":\"message\",\"room_id\",\"seq\",\"sender_id\","
@@ -68,22 +85,31 @@ static const char listen_usage[] =
 	"  {\"type\":\"presence\",\"user_id\",\"online\",\"last_seen_ms\"}\n"
 	"  {\"type\":\"room_event\",\"room_id\",\"kind\",\"user_ids\",\"seq\","
 	"...}\n"
+	"  {\"type\":\"receipt_summary\",\"room_id\",\"seq\",\"members\","
+	"\"delivered\",\"read\"}\n"
+	"  {\"type\":\"room_presence\",\"room_id\",\"members\",\"online\","
+	"\"online_user_ids\"}\n"
 	"Writes \"listening\" to stderr once the session is up. Messages of a\n"
 	"room come in seq order, each once; missed ones are fetched with Sync\n"
 	"and printed before the live one. A lost connection is resumed on the\n"
 	"next gateway and what was missed meanwhile is printed.\n"
 	"\n"
-	"  --count N       exit 0 after N events (exit 3 if the timeout comes\n"
-	"                  first)\n"
+	"  --count N       exit 0 after N messages (exit 3 if the timeout comes\n"
+	"                  first); other events are printed, not counted\n"
 	"  --timeout S     exit after S seconds (default: run until killed)\n"
 	"  --welcome       also print the Welcome as {\"type\":\"welcome\",...}\n"
 	"                  (not counted)\n"
+	"  --no-delivered  do not confirm printed messages; by default each\n"
+	"                  room gets Delivered{room, highest seq printed} at\n"
+	"                  most every 200 ms, and once more on exit (the\n"
+	"                  receipts echoing these back are not printed)\n"
 	"  --as, --token, --url, --help: see 'parley --help'\n";
 
 static const struct option listen_options[] = {
 	CLI_SESSION_OPTIONS,
 	{ "count", required_argument, NULL, LISTEN_OPT_COUNT },
 	{ "welcome", no_argument, NULL, LISTEN_OPT_WELCOME },
+	{ "no-delivered", no_argument, NULL, LISTEN_OPT_NO_DELIVERED },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -97,6 +123,8 @@ listen_parse(struct listen *l, int argc, char **argv)
 	       -1) {
 		if (opt == LISTEN_OPT_WELCOME) {
 			l->welcome = true;
+		} else if (opt == LISTEN_OPT_NO_DELIVERED) {
+			l->delivered = false;
 		} else if (opt == LISTEN_OPT_COUNT) {
 			if (cli_parse_u64(optarg, &n) || !n || n > INT64_MAX)
 				return cli_usage("listen", "bad --count '%s'",
@@ -118,15 +146,15 @@ listen_done(const struct listen *l)
 	return l->io_error || (l->want >= 0 && l->printed >= l->want);
 }
 
-/* Print one line, unless --count is reached already. */
-static void
+/* Print one line, unless --count is reached already; true if printed. */
+static bool
 listen_emit(struct listen *l, const char *line)
 {
 	if (listen_done(l))
-		return;
+		return false;
 	if (fputs(line, stdout) < 0 || putchar('\n') < 0 || fflush(stdout))
 		l->io_error = true;
-	l->printed++;
+	return !l->io_error;
 }
 
 /* Print what l->j holds and empty it. */
@@ -154,6 +182,7 @@ listen_add(struct listen *l, const char *room_id, uint64_t last)
 	r->room_id = xstrdup(room_id);
 	r->last = last;
 	r->retry_at = -1;
+	r->dlv_at = -1;
 	if (l->n_rooms == l->cap_rooms) {
 		l->cap_rooms = l->cap_rooms ? 2 * l->cap_rooms : 16;
 		l->rooms = xrealloc(
@@ -173,13 +202,83 @@ listen_room_free(struct listen_room *r)
 	free(r);
 }
 
+/* Delivered. */
+
+/* Confirm r up to dlv_want now; if the session is gone, try again at the
+ * next tick (a resumed session sends it). */
+static void
+listen_delivered_send(struct listen *l, struct listen_room *r, int64_t now)
+{
+	Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+	Parley__V1__Delivered msg = PARLEY__V1__DELIVERED__INIT;
+
+	msg.room_id = r->room_id;
+	msg.seq = r->dlv_want;
+	f.msg_case = PARLEY__V1__CLIENT_FRAME__MSG_DELIVERED;
+	f.delivered = &msg;
+	if (!l->c || conn_send(l->c, &f)) {
+		r->dlv_at = now + LISTEN_DELIVERED_MS;
+		return;
+	}
+	r->dlv_sent = r->dlv_want;
+	r->dlv_last = now;
+	r->dlv_at = -1;
+}
+
+/* Send what is due; schedule the rest. With all, send everything
+ * (on exit). */
+static void
+listen_delivered_flush(struct listen *l, bool all)
+{
+	int64_t now = conn_now_ms();
+
+	for (size_t i = 0; i < l->n_rooms; i++) {
+		struct listen_room *r = l->rooms[i];
+
+		if (r->dlv_want <= r->dlv_sent)
+			continue;
+		if (all || now - r->dlv_last >= LISTEN_DELIVERED_MS)
+			listen_delivered_send(l, r, now);
+		else
+			r->dlv_at = r->dlv_last + LISTEN_DELIVERED_MS;
+	}
+}
+
+/* Message seq of r was printed: it is the room's last, and to confirm. */
+static void
+listen_printed(struct listen *l, struct listen_room *r, uint64_t seq,
+	       bool shown)
+{
+	r->last = seq;
+	if (shown)
+		l->printed++;
+	if (l->delivered && shown && seq > r->dlv_want)
+		r->dlv_want = seq;
+}
+
+/* The Receipt that echoes our own Delivered back to us: no news. Our
+ * other devices' receipts, and read receipts, are shown. */
+static bool
+listen_own_echo(const struct listen *l, const Parley__V1__Receipt *rc)
+{
+	const struct listen_room *r = listen_find(l, rc->room_id);
+
+	return r && l->c &&
+	       rc->kind == PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED &&
+	       rc->seq <= r->dlv_sent &&
+	       !strcmp(rc->user_id, conn_welcome(l->c)->user_id);
+}
+
 static void
 listen_print_message(struct listen *l, struct listen_room *r,
 		     const Parley__V1__Message *m)
 {
+	bool shown;
+
 	event_message(&l->j, m);
-	listen_emit_json(l);
-	r->last = m->seq;
+	shown = listen_emit(l, json_text(&l->j));
+	json_clear(&l->j);
+	listen_printed(l, r, m->seq, shown);
 }
 
 /* Drop held[0]. */
@@ -196,10 +295,9 @@ static void
 listen_release(struct listen *l, struct listen_room *r)
 {
 	while (r->n_held && r->held[0].seq <= r->last + 1) {
-		if (r->held[0].seq == r->last + 1) {
-			listen_emit(l, r->held[0].line);
-			r->last = r->held[0].seq;
-		}
+		if (r->held[0].seq == r->last + 1)
+			listen_printed(l, r, r->held[0].seq,
+				       listen_emit(l, r->held[0].line));
 		listen_unhold_first(r);
 	}
 }
@@ -255,8 +353,8 @@ listen_give_up(struct listen *l, struct listen_room *r)
 		"going on without them\n",
 		r->room_id, (unsigned long long)r->last);
 	while (r->n_held) {
-		listen_emit(l, r->held[0].line);
-		r->last = r->held[0].seq;
+		listen_printed(l, r, r->held[0].seq,
+			       listen_emit(l, r->held[0].line));
 		listen_unhold_first(r);
 	}
 	r->sync_tries = 0;
@@ -368,10 +466,13 @@ listen_on_reply(struct listen *l, const Parley__V1__ServerFrame *f)
 	}
 }
 
+static int64_t listen_deadline(const struct listen *l);
+
 static int
 listen_on_frame(void *arg, const Parley__V1__ServerFrame *f)
 {
 	struct listen *l = arg;
+	int64_t d;
 
 	switch (f->msg_case) {
 	case PARLEY__V1__SERVER_FRAME__MSG_MESSAGE:
@@ -384,11 +485,21 @@ listen_on_frame(void *arg, const Parley__V1__ServerFrame *f)
 	case PARLEY__V1__SERVER_FRAME__MSG_ROOM_LIST:
 		listen_on_reply(l, f);
 		break;
+	case PARLEY__V1__SERVER_FRAME__MSG_RECEIPT:
+		if (!listen_own_echo(l, f->receipt) && event_push(&l->j, f))
+			listen_emit_json(l);
+		break;
 	default:
 		if (event_push(&l->j, f))
 			listen_emit_json(l);
 	}
-	return listen_done(l) ? LISTEN_STOP : 0;
+	listen_delivered_flush(l, false);
+	if (listen_done(l))
+		return LISTEN_STOP;
+	d = listen_deadline(l);
+	if (d >= 0 && (l->wait_until < 0 || d < l->wait_until))
+		return LISTEN_RESCHEDULE;
+	return 0;
 }
 
 /* Take in the Welcome of a new session; ask ListRooms when it says its
@@ -464,6 +575,9 @@ listen_deadline(const struct listen *l)
 
 		if (at >= 0 && (d < 0 || at < d))
 			d = at;
+		at = l->rooms[i]->dlv_at;
+		if (at >= 0 && (d < 0 || at < d))
+			d = at;
 	}
 	return d;
 }
@@ -479,6 +593,7 @@ listen_run_timers(struct listen *l)
 		if (r->retry_at >= 0 && r->retry_at <= now)
 			listen_sync(l, r);
 	}
+	listen_delivered_flush(l, false);
 }
 
 /* Serve one session until --count, --timeout or the session ends. */
@@ -488,7 +603,10 @@ listen_pump(struct listen *l)
 	int rc;
 
 	for (;;) {
-		rc = conn_wait(l->c, listen_deadline(l), listen_on_frame, l);
+		l->wait_until = listen_deadline(l);
+		rc = conn_wait(l->c, l->wait_until, listen_on_frame, l);
+		if (rc == LISTEN_RESCHEDULE)
+			continue; /* wait again, until the new deadline */
 		if (rc != -ETIMEDOUT)
 			return rc;
 		if (l->end >= 0 && conn_now_ms() >= l->end)
@@ -540,6 +658,9 @@ listen_run(struct listen *l)
 		if (rc)
 			break;
 	}
+	/* What was printed last is confirmed before the session closes. */
+	if (l->c)
+		listen_delivered_flush(l, true);
 	return listen_exit(l, rc);
 }
 
@@ -554,6 +675,7 @@ cmd_listen(int argc, char **argv)
 	json_init(&l.j);
 	l.initial = true;
 	l.want = -1;
+	l.delivered = true;
 	rc = listen_parse(&l, argc, argv);
 	if (!rc) {
 		l.end = l.s.timeout_ms > 0 ? cli_session_deadline(&l.s, 0) : -1;

@@ -1,5 +1,7 @@
-/* `parley room create`: make a group room with CreateRoom and print the
- * new room from the RoomEvent that answers it. */
+/* `parley room SUBCOMMAND`: `create` (here) makes a group room with
+ * CreateRoom and prints the new room from the RoomEvent that answers it;
+ * `add`, `remove`, `leave` and `online` are one-request commands
+ * (cmd_ask.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -112,19 +114,45 @@ room_run_create(int argc, char **argv)
 	return rc == CLI_DONE ? CLI_EXIT_OK : rc;
 }
 
+static const char room_list_usage[] =
+	"Usage: parley room SUBCOMMAND [OPTIONS] [ARGS]\n"
+	"\n"
+	"  create --name NAME MEMBER...   create a group room\n"
+	"  add ROOM USER...               add members\n"
+	"  remove ROOM USER               remove a member (creator only)\n"
+	"  leave ROOM                     leave the room\n"
+	"  online ROOM                    count (and list) online members\n"
+	"\n"
+	"Each takes --as USER or --token TOKEN; 'parley room SUBCOMMAND\n"
+	"--help' explains one.\n";
+
 int
 cmd_room(int argc, char **argv)
 {
-	static char prog[] = "parley room create";
+	static const char *const asks[] = { "add", "remove", "leave",
+					    "online" };
+	/* getopt_long names argv[0] in its messages. */
+	static char prog[64], name[32];
 
 	if (argc >= 2 && !strcmp(argv[1], "create")) {
+		snprintf(prog, sizeof(prog), "parley room create");
 		argv[1] = prog;
 		return room_run_create(argc - 1, argv + 1);
 	}
+	for (size_t i = 0; argc >= 2 && i < sizeof(asks) / sizeof(asks[0]);
+	     i++) {
+		if (strcmp(argv[1], asks[i]) != 0)
+			continue;
+		snprintf(name, sizeof(name), "room %s", asks[i]);
+		snprintf(prog, sizeof(prog), "parley %s", name);
+		argv[1] = prog;
+		return cmd_ask(name, argc - 1, argv + 1);
+	}
 	if (argc >= 2 &&
 	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(room_usage, stdout);
+		fputs(room_list_usage, stdout);
 		return CLI_EXIT_OK;
 	}
-	return cli_usage("room", "the only subcommand is 'create'");
+	fputs(room_list_usage, stderr);
+	return CLI_EXIT_USAGE;
 }

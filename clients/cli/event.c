@@ -140,6 +140,30 @@ event_ack(struct json *j, const Parley__V1__SendAck *a)
 	json_obj_end(j);
 }
 
+void
+event_receipt_summary(struct json *j, const Parley__V1__ReceiptSummary *r)
+{
+	json_begin(j, "receipt_summary");
+	json_str(j, "room_id", r->room_id);
+	json_u64(j, "seq", r->seq);
+	json_u64(j, "members", r->members);
+	json_u64(j, "delivered", r->delivered);
+	json_u64(j, "read", r->read);
+	json_obj_end(j);
+}
+
+void
+event_room_presence(struct json *j, const Parley__V1__RoomPresence *p)
+{
+	json_begin(j, "room_presence");
+	json_str(j, "room_id", p->room_id);
+	json_u64(j, "members", p->members);
+	json_u64(j, "online", p->online);
+	json_str_array(j, "online_user_ids", p->online_user_ids,
+		       p->n_online_user_ids);
+	json_obj_end(j);
+}
+
 bool
 event_push(struct json *j, const Parley__V1__ServerFrame *f)
 {
@@ -158,6 +182,12 @@ event_push(struct json *j, const Parley__V1__ServerFrame *f)
 		return true;
 	case PARLEY__V1__SERVER_FRAME__MSG_ROOM_EVENT:
 		event_room_event(j, f->room_event);
+		return true;
+	case PARLEY__V1__SERVER_FRAME__MSG_RECEIPT_SUMMARY:
+		event_receipt_summary(j, f->receipt_summary);
+		return true;
+	case PARLEY__V1__SERVER_FRAME__MSG_ROOM_PRESENCE:
+		event_room_presence(j, f->room_presence);
 		return true;
 	default:
 		return false;

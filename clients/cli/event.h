@@ -1,6 +1,6 @@
 /* The CLI's JSON shape of each ServerFrame kind: one line per message,
- * receipt, typing, presence, room event, room or ack, keys named as in
- * the client contract. */
+ * receipt, typing, presence, room event, room, ack, receipt summary or
+ * room presence, keys named as in the client contract. */
 #ifndef PARLEY_CLI_EVENT_H
 #define PARLEY_CLI_EVENT_H
 
@@ -31,9 +31,14 @@ void event_room(struct json *j, const Parley__V1__RoomSummary *r);
 void event_welcome(struct json *j, const Parley__V1__Welcome *w);
 /* {"type":"ack","room_id","seq","client_msg_id","ts_ms","duplicate"} */
 void event_ack(struct json *j, const Parley__V1__SendAck *a);
+/* {"type":"receipt_summary","room_id","seq","members","delivered","read"} */
+void event_receipt_summary(struct json *j, const Parley__V1__ReceiptSummary *r);
+/* {"type":"room_presence","room_id","members","online","online_user_ids"} */
+void event_room_presence(struct json *j, const Parley__V1__RoomPresence *p);
 
 /* The line for a pushed event (message, receipt, typing, presence, room
- * event); false, with j untouched, for any other kind of frame. */
+ * event, receipt summary, room presence); false, with j untouched, for any
+ * other kind of frame. */
 bool event_push(struct json *j, const Parley__V1__ServerFrame *f);
 
 #endif

@@ -12,12 +12,22 @@ static const char main_usage[] =
 	"Commands:\n"
 	"  token USER [--ttl S]           print a dev token for USER\n"
 	"  send --as USER ROOM BODY       send a message, print its ack\n"
-	"  listen --as USER               print pushed events\n"
+	"  listen --as USER               print pushed events, confirm\n"
+	"                                 delivery of messages\n"
 	"  history --as USER ROOM         print a room's messages\n"
 	"  rooms --as USER                print the user's rooms\n"
 	"  read --as USER ROOM SEQ        move the user's read marker\n"
 	"  room create --as USER --name NAME MEMBER...\n"
 	"                                 create a group room\n"
+	"  room add --as USER ROOM MEMBER...\n"
+	"                                 add members to a group room\n"
+	"  room remove --as USER ROOM MEMBER\n"
+	"                                 remove a member (creator only)\n"
+	"  room leave --as USER ROOM      leave a group room\n"
+	"  room online --as USER ROOM     count and list online members\n"
+	"  typing --as USER ROOM [--stop] say the user types (or stopped)\n"
+	"  presence --as USER USER...     print presence states and changes\n"
+	"  receipts --as USER ROOM SEQ    how many got and read message SEQ\n"
 	"\n"
 	"Options of every command but token:\n"
 	"  --as USER       speak as USER with a token signed by\n"
@@ -40,10 +50,11 @@ struct main_cmd {
 };
 
 static const struct main_cmd main_cmds[] = {
-	{ "token", cmd_token },	  { "send", cmd_send },
-	{ "listen", cmd_listen }, { "history", cmd_history },
-	{ "rooms", cmd_rooms },	  { "read", cmd_read },
-	{ "room", cmd_room },
+	{ "token", cmd_token },	      { "send", cmd_send },
+	{ "listen", cmd_listen },     { "history", cmd_history },
+	{ "rooms", cmd_rooms },	      { "read", cmd_read },
+	{ "room", cmd_room },	      { "typing", cmd_typing },
+	{ "presence", cmd_presence }, { "receipts", cmd_receipts },
 };
 
 static bool

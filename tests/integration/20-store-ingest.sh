@@ -161,6 +161,16 @@ wait_until 60 consumed_all "$want_records" || fail "removals not consumed"
 	fail "creator-only removal differs after a reload"
 echo "ok: a reloaded room keeps its creator"
 
+# Room events survived the kills once each: 4 creations and the 2
+# removals by a creator (the rejected ones made none).
+[ "$(q "SELECT string_agg(kind || ':' || room_id || ':' ||
+	array_to_string(user_ids, ','), ' ' ORDER BY room_id, kind)
+	FROM room_events WHERE kind <> 1")" = "3:g0:u05 3:g2:u05" ] ||
+	fail "removal events"
+[ "$(q "SELECT count(*) FROM room_events WHERE kind = 1
+	AND user_ids = '{u00,u05,v00,v01}'")" -eq 4 ] || fail "creation events"
+echo "ok: room events stored once each"
+
 # A retry of an existing client_msg_id makes no new row.
 before=$(q "SELECT last_seq FROM rooms WHERE room_id = 'dm:u03:v03'")
 printf 'post\tdm:u03:v03\tv03\t999999\tp-1\tdifferent body\n' | produce

@@ -29,6 +29,7 @@ trap cleanup EXIT
 
 PARLEY_PRESENCE_LISTEN=$rep_url PARLEY_PRESENCE_PUB=$pub_url \
 PARLEY_PRESENCE_LEASE_MS=2000 PARLEY_PRESENCE_HEARTBEAT_MS=200 \
+PARLEY_PRESENCE_COALESCE_MS=300 \
 PARLEY_LOG_LEVEL=debug "$bin" 2>"$tmp/presence.log" &
 pid=$!
 
@@ -138,12 +139,17 @@ def snapshot():
 # A replica applied the way routers do (ups, then downs); checked against
 # a snapshot at the end, and for version gaps on the way.
 replica, seen = {}, {"version": 0, "updates": 0}
+# The coalesced user feed: every UserState published, in order.
+feed = []
 
 def next_update(timeout_ms=3000):
     data = recv(sub, timeout_ms)
     assert data is not None, "no publication within %d ms" % timeout_ms
     u = parse(protoc("decode", "PresenceUpdate", data).decode())
     assert one(u, "epoch") == epoch, u
+    for s in u.get("users", []):
+        feed.append((one(s, "user_id", ""), one(s, "online", False),
+                     one(s, "last_seen_ms")))
     if one(u, "version") > seen["version"]:
         assert one(u, "first_version") == seen["version"], ("gap", u, seen)
         for s in u.get("up", []):
@@ -254,6 +260,85 @@ assert snap == {} and replica == {}, (snap, replica)
 st = lookup("erin")["erin"]
 assert st[0] is False and last_a - 1000 <= st[1] <= last_a + 1000, (st, last_a)
 print("ok 8 lease expiry, last_seen = last report")
+
+# 9. The coalesced user feed (window 300 ms): what it said so far agrees
+#    with lookup, a session that came and went inside one report was never
+#    published, and a user appears only when the online state changed.
+#    (alice came and went within steps 2-3, likely one window: she may
+#    never have been published at all.)
+def settle(seconds=1.0):
+    end = time.time() + seconds
+    while time.time() < end:
+        next_update()
+
+def last_feed():
+    return {u: (on, ls) for u, on, ls in feed}
+
+settle()
+assert ("bob", True) in [(u, on) for u, on, _ in feed], feed
+assert "carol" not in last_feed(), feed
+st = lookup(*last_feed().keys())
+for u, (on, ls) in last_feed().items():
+    assert st[u][0] == on, (u, st[u], on)
+    assert on or st[u][1] == ls, (u, st[u], ls)
+# Consecutive states of one user always differ.
+prev = {}
+for u, on, _ in feed:
+    assert prev.get(u) != on, ("repeated state", u, on, feed)
+    prev[u] = on
+print("ok 9 user feed agrees with lookup (%d states)" % len(feed))
+
+# 10. A user coming online is published once, within about one window.
+mark = len(feed)
+t0 = time.time()
+report(GW_A, up=[("frank", "f0")])
+while not any(u == "frank" for u, _, _ in feed[mark:]):
+    assert time.time() - t0 < 3, "frank not published"
+    next_update()
+assert feed[mark:] == [("frank", True, feed[mark][2])], feed[mark:]
+print("ok 10 frank online published after %d ms" % ((time.time() - t0) * 1000))
+
+# 11. Flapping does not flood: 20 quick reconnects publish at most one
+#     state per window boundary that falls among them (none or one when
+#     they take a few ms), not 40, and the feed ends where lookup is.
+#     The reports are encoded beforehand so the 40 take a few ms.
+def report_raw(gw, up=(), down=()):
+    t = 'report { gateway: "%s" ' % gw
+    t += " ".join("up " + sess(u, s) for u, s in up)
+    t += " ".join(" down " + sess("", s) for s in down)
+    return protoc("encode", "PresenceRequest", (t + " }").encode())
+
+raw = []
+for i in range(1, 21):
+    raw.append(report_raw(GW_A, down=["f%d" % (i - 1)]))
+    raw.append(report_raw(GW_A, up=[("frank", "f%d" % i)]))
+sid = "f20"
+mark = len(feed)
+t0 = time.time()
+for data in raw:
+    ok(nng.nng_send(req, data, len(data), 0), "send")
+    assert recv(req, 3000) is not None, "no reply"
+took_ms = (time.time() - t0) * 1000
+settle()
+flaps = [on for u, on, _ in feed[mark:] if u == "frank"]
+# Each boundary publishes at most one state; the one after the flapping
+# may add the final "online". States alternate, starting with offline.
+assert len(flaps) <= int(took_ms // 300) + 2, (took_ms, flaps)
+assert flaps == [i % 2 == 1 for i in range(len(flaps))], flaps
+assert not flaps or flaps[-1] is True, flaps
+assert lookup("frank")["frank"][0] is True
+print("ok 11 20 reconnects in %d ms published %d states" % (took_ms, len(flaps)))
+
+# 12. Going offline is published with last_seen = when it happened.
+mark = len(feed)
+t1 = int(time.time() * 1000)
+report(GW_A, down=[sid])
+t2 = int(time.time() * 1000)
+settle()
+got = [(u, on, ls) for u, on, ls in feed[mark:] if u == "frank"]
+assert len(got) == 1 and got[0][1] is False, got
+assert t1 <= got[0][2] <= t2, (got, t1, t2)
+print("ok 12 frank offline published with last_seen")
 print("%d updates applied, final version %d" % (seen["updates"], seen["version"]))
 EOF
 
@@ -272,7 +357,7 @@ if [ "$rc" -ne 0 ]; then
 	cat "$tmp/presence.log" >&2
 	exit 1
 fi
-for id in presence.start presence.expire presence.bad_request presence.stop; do
+for id in presence.start presence.expire presence.bad_request presence.users presence.stop; do
 	grep -q "\"id\":\"$id\"" "$tmp/presence.log" || {
 		echo "30-presence: no $id line in the log" >&2
 		cat "$tmp/presence.log" >&2
