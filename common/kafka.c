@@ -89,8 +89,10 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 		    strncmp(*e, "PARLEY_KAFKA_BROKERS=", 21) == 0)
 			continue;
 		eq = strchr(*e, '=');
+		if (eq == NULL)
+			continue;
 		n = (size_t)(eq - *e) - (sizeof(prefix) - 1);
-		if (eq == NULL || n == 0 || n >= sizeof(name))
+		if (n == 0 || n >= sizeof(name))
 			continue;
 		for (size_t i = 0; i < n; i++) {
 			char ch = (*e)[sizeof(prefix) - 1 + i];

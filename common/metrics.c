@@ -202,7 +202,7 @@ render_family(struct metrics_out *o, size_t first)
 	for (size_t i = first; i < metrics_n_; i++) {
 		const struct metric *x = &metrics_[i];
 
-		if (family_len(x->name) != f || strncmp(x->name, m->name, f))
+		if (family_len(x->name) != f || strncmp(x->name, m->name, f) != 0)
 			continue;
 		if (x->kind == METRIC_HISTOGRAM)
 			render_histogram(o, x);

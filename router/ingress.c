@@ -138,6 +138,7 @@ ingress_produce(struct router *r, const Parley__Internal__V1__Command *c,
 	p->request_id = c->frame->request_id;
 	/* On success p belongs to the delivery report. */
 	rc = kafka_produce(r->producer, r->cfg.topic, rec->room_id, buf, n, p);
+	rec->origin = NULL; /* o lives on this stack frame only */
 	free(buf);
 	if (rc < 0) {
 		router_error(r, p->gateway, p->session_id, p->request_id,

@@ -206,8 +206,8 @@ online_each(struct router_part *p, const char *room,
 	    void *ctx)
 {
 	struct online_room *o = map_get(&p->online, room);
-	size_t pos = 0, cap = 0;
-	char **users = NULL;
+	size_t pos = 0, cap = 16;
+	char **users = xmalloc(cap * sizeof(*users));
 	const char *gw;
 	void *val;
 
@@ -217,6 +217,8 @@ online_each(struct router_part *p, const char *room,
 		const char *user;
 		void *yes;
 
+		if (map_count(set) == 0)
+			continue;
 		if (map_count(set) > cap) {
 			cap = map_count(set);
 			users = xrealloc(users, cap * sizeof(*users));
