@@ -222,7 +222,7 @@ test_markers_forward_only(void)
 	struct fold_result res;
 
 	for (int i = 0; i < 5; i++) {
-		char id[8];
+		char id[16];
 
 		snprintf(id, sizeof(id), "%d", i);
 		apply(f, mk_post("dm:a:b", "a", id, i));
