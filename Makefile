@@ -21,7 +21,7 @@ PB_C      = $(patsubst %.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H      = $(PB_C:.c=.h)
 PB_O      = $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PB_C))
 
-SERVICES  = gateway router store presence
+SERVICES  = gateway router store presence pusher
 lib_srcs  = $(filter-out %_test.c,$(wildcard common/*.c))
 svc_srcs  = $(filter-out %_test.c %/main.c,$(wildcard $(1)/*.c))
 obj       = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -33,7 +33,7 @@ TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
 
 .PHONY: all deps unit test integration run lint proto-lint format format-check \
-        asan clean
+        asan soak clean
 all: $(BINS) $(TESTBINS)
 
 deps:
@@ -90,6 +90,11 @@ unit: $(TESTBINS)
 test: deps
 	@$(MAKE) --no-print-directory all proto-lint
 	@tests/run.sh
+
+# Random faults against real processes for SOAK_MINUTES (default 30); see
+# tests/fault/README.md.
+soak: deps all
+	tests/fault/fault.sh --long --minutes $(or $(SOAK_MINUTES),30)
 
 integration: all
 	@tests/run.sh --integration-only

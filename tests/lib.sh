@@ -46,6 +46,12 @@ lib_init() {
 lib_cleanup() {
 	local rc=$?
 	stop_all
+	# Under `make asan` a sanitizer report in any service log fails the test.
+	if grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$T"/*.log \
+		>/dev/null 2>&1; then
+		echo "FAIL: sanitizer report in $(grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$T"/*.log | tr '\n' ' ')" >&2
+		rc=1
+	fi
 	if [ "$rc" -ne 0 ]; then
 		echo "--- logs of the failed test ($T) ---" >&2
 		for f in "$T"/*.log; do
@@ -186,4 +192,79 @@ for line in open(sys.argv[1]):
     line = line.strip()
     if line:
         print(json.loads(line).get(sys.argv[2]))' "$1" "$2"
+}
+
+# pusher_init: ports and a consumer group for parley-pusher. Call it
+# before start_stack so the gateways forward device registrations to it.
+pusher_init() {
+	PUSHER_PORT=$(free_port)
+	PUSHER_HTTP_PORT=$(free_port)
+	export PARLEY_PUSHER_LISTEN="tcp://127.0.0.1:$PUSHER_PORT"
+	export PARLEY_PUSHER_URL=$PARLEY_PUSHER_LISTEN
+	export PARLEY_PUSHER_GROUP="pusher.${PARLEY_TOPIC#it.}"
+}
+
+# start_pusher: parley-pusher with its /metrics on PUSHER_HTTP_PORT; waits
+# until it is ready (database migrated, partitions assigned).
+start_pusher() {
+	[ -n "${PUSHER_PORT:-}" ] || pusher_init
+	PARLEY_HTTP_PORT=$PUSHER_HTTP_PORT start pusher parley-pusher
+	for _ in $(seq 300); do
+		curl -fs "http://127.0.0.1:$PUSHER_HTTP_PORT/readyz" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "parley-pusher never became ready"
+}
+
+# pusher_metric NAME: the value of one parley-pusher metric (0 if absent).
+pusher_metric() {
+	curl -fs "http://127.0.0.1:$PUSHER_HTTP_PORT/metrics" 2>/dev/null |
+		awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
+# start_push_provider: tests/tools/push_provider.py (FCM, APNs and webhook
+# in one local HTTP server) on PROVIDER_PORT, and the pusher's provider
+# settings pointing at it. Call before start_pusher.
+start_push_provider() {
+	PROVIDER_PORT=$(free_port)
+	export PARLEY_WEBHOOK_SECRET=webhook-test-secret-0123456789
+	start provider python3 "$TOOLS/push_provider.py" --port "$PROVIDER_PORT" \
+		--secret "$PARLEY_WEBHOOK_SECRET"
+	export PARLEY_FCM_URL="http://127.0.0.1:$PROVIDER_PORT/fcm/v1/projects/test/messages:send"
+	export PARLEY_FCM_TOKEN=fcm-test-bearer
+	export PARLEY_APNS_URL="http://127.0.0.1:$PROVIDER_PORT/apns"
+	export PARLEY_APNS_TOKEN=apns-test-bearer PARLEY_APNS_TOPIC=dev.parley.test
+	export PARLEY_WEBHOOK_URL="http://127.0.0.1:$PROVIDER_PORT/webhook"
+	for _ in $(seq 50); do
+		curl -fs "http://127.0.0.1:$PROVIDER_PORT/_requests" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "push provider never came up"
+}
+
+# provider_script TOKEN ANSWER...: how the provider answers TOKEN's pushes.
+provider_script() {
+	local token=$1
+	shift
+	python3 -c 'import json, sys; print(json.dumps({"token": sys.argv[1], "answers": sys.argv[2:]}))' \
+		"$token" "$@" |
+		curl -fs -X POST --data-binary @- "http://127.0.0.1:$PROVIDER_PORT/_script" >/dev/null
+}
+
+# provider_requests OUT: every request the provider got, as a JSON array.
+provider_requests() {
+	curl -fs "http://127.0.0.1:$PROVIDER_PORT/_requests" >"$1"
+}
+
+# provider_pushes TOKEN [all]: one JSON line per request the provider
+# accepted (status 200) for device TOKEN, oldest first; with "all", every
+# request for it whatever the answer.
+provider_pushes() {
+	provider_requests "$T/.provider.json"
+	python3 - "$T/.provider.json" "$1" "${2:-}" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1])):
+    if r["token"] == sys.argv[2] and (sys.argv[3] == "all" or r["status"] == 200):
+        print(json.dumps(r, sort_keys=True))
+PY
 }

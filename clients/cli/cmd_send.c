@@ -16,7 +16,7 @@
 #define SEND_ATTEMPT_MS		5000
 #define SEND_DEFAULT_TIMEOUT_MS 30000
 
-enum { SEND_OPT_ID = CLI_OPT_LOCAL };
+enum { SEND_OPT_ID = CLI_OPT_LOCAL, SEND_OPT_UNSAFE_NEW_ID };
 
 /* What one attempt ended with, besides -errno from the session. */
 enum send_verdict {
@@ -33,6 +33,7 @@ struct send_job {
 	char random_id[CLI_ID_HEX];
 	uint64_t request_id;	      /* of the Send in flight */
 	bool written;		      /* a Send was queued on an open session */
+	bool unsafe_new_id;	      /* --unsafe-new-id-per-attempt */
 	Parley__V1__ServerFrame *ack; /* owned; set with SEND_ACKED */
 	int exit;
 };
@@ -54,6 +55,12 @@ static const char send_usage[] =
 	"                  the same id never makes a second message\n"
 	"  --timeout S     give up after S seconds (default 30): exit 3 once a\n"
 	"                  Send went out (its fate is unknown), else 4\n"
+	"  --unsafe-new-id-per-attempt\n"
+	"                  FOR TESTS ONLY: every retry gets a fresh random\n"
+	"                  client_msg_id (said on stderr), i.e. client-side\n"
+	"                  idempotence off; a retry can then make a second\n"
+	"                  message. The fault tests use it to show that their\n"
+	"                  checker catches duplicates.\n"
 	"  --as, --token, --url, --help: see 'parley --help'\n"
 	"\n"
 	"Exit: 0 acked, 1 refused by the server, 2 usage, 3 timeout,\n"
@@ -62,6 +69,8 @@ static const char send_usage[] =
 static const struct option send_options[] = {
 	CLI_SESSION_OPTIONS,
 	{ "id", required_argument, NULL, SEND_OPT_ID },
+	{ "unsafe-new-id-per-attempt", no_argument, NULL,
+	  SEND_OPT_UNSAFE_NEW_ID },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -73,6 +82,10 @@ send_parse(struct send_job *job, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", send_options, NULL)) != -1) {
 		if (opt == SEND_OPT_ID) {
 			job->cmid = optarg;
+			continue;
+		}
+		if (opt == SEND_OPT_UNSAFE_NEW_ID) {
+			job->unsafe_new_id = true;
 			continue;
 		}
 		rc = cli_session_opt(&job->s, opt, optarg);
@@ -208,6 +221,15 @@ send_run(struct send_job *job, int64_t end_ms)
 	int rc;
 
 	for (int n = 0;; n++) {
+		if (n > 0 && job->unsafe_new_id) {
+			/* Tests only: idempotence off, see --help. */
+			cli_random_id(job->random_id);
+			job->cmid = job->random_id;
+			fprintf(stderr,
+				"parley send: unsafe: attempt %d uses new id "
+				"%s\n",
+				n + 1, job->cmid);
+		}
 		rc = send_attempt(job, end_ms);
 		if (rc == SEND_ACKED)
 			return send_print_ack(job);

@@ -30,6 +30,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -579,6 +580,68 @@ def check(sends, history, members, listened, unsafe):
     return problems, counts
 
 
+def self_test():
+    """The checker on made-up data: it must pass a clean run and name each
+    kind of loss and duplicate. No services needed."""
+    room = "dm:a:b"
+
+    def send(user, i, seq, dup=False):
+        cmid = f"{user}.m{i}"
+        return {"user": user, "room": room, "cmid": cmid,
+                "body": f"{user} says {i}", "rc": 0, "retries": 0,
+                "unsafe_ids": [], "t0": 0, "t1": 0,
+                "ack": {"type": "ack", "room_id": room, "seq": seq,
+                        "client_msg_id": cmid, "duplicate": dup}}
+
+    def msg(s, seq=None):
+        return {"type": "message", "room_id": room,
+                "seq": seq or s["ack"]["seq"], "sender_id": s["user"],
+                "client_msg_id": s["cmid"], "body": s["body"]}
+
+    sends = [send("a", 1, 1), send("b", 1, 2), send("a", 2, 3, dup=True)]
+    members = {room: ["a", "b"]}
+
+    def run(history, listened, sends=sends):
+        problems, _ = check(sends, {room: history}, members, listened, False)
+        return set(problems)
+
+    good = [msg(s) for s in sends]
+    cases = [
+        ("clean run", good, {"a": good, "b": good}, set()),
+        ("acked message lost", [good[0], msg(sends[2], 2)],
+         {"a": [good[0], msg(sends[2], 2)], "b": []},
+         {"LOST acknowledged message", "ack disagrees with history",
+          "listener missed messages"}),
+        ("gap in seqs", [good[0], good[2]],
+         {"a": [good[0], good[2]], "b": [good[0], good[2]]},
+         {"LOST acknowledged message", "seq not dense"}),
+        ("a retry stored twice", good + [dict(good[1], seq=4)],
+         {"a": good + [dict(good[1], seq=4)],
+          "b": good + [dict(good[1], seq=4)]},
+         {"duplicate message"}),
+        ("listener missed one", good, {"a": good, "b": good[:2]},
+         {"listener missed messages"}),
+        ("listener printed one twice", good,
+         {"a": good, "b": good + [good[1]]},
+         {"listener printed a message twice"}),
+        ("listener saw other content", good,
+         {"a": good, "b": [good[0], dict(good[1], body="x"), good[2]]},
+         {"listener saw different content"}),
+        ("phantom message",
+         good + [dict(good[0], seq=4, body="?", client_msg_id="z")],
+         {"a": None, "b": None}, {"phantom message"}),
+    ]
+    bad = 0
+    for name, hist, listened, want in cases:
+        got = run(hist, listened)
+        ok = got == want
+        bad += not ok
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: found {sorted(got)}"
+              + ("" if ok else f", want {sorted(want)}"))
+    print(f"checker self-test: {len(cases) - bad} passed, {bad} failed")
+    return 1 if bad else 0
+
+
 # ---------------------------------------------------------------- the run
 
 class Harness:
@@ -603,6 +666,7 @@ class Harness:
             pairs += [(u[4], u[5]), (u[0], u[3])]
         self.members = {"dm:" + ":".join(sorted(p)): sorted(p) for p in pairs}
         self.faults_done = []
+        self.extra = collections.defaultdict(list)  # problems seen by faults
 
     def out_of_time(self):
         return now() > self.deadline
@@ -657,16 +721,61 @@ class Harness:
             time.sleep(0.2)
         return None
 
+    def drain_probe(self, base):
+        """A raw WebSocket session on gateway base that waits for its close
+        frame; returns (thread, result dict with "code")."""
+        sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+        import wsclient  # noqa: E402 (the tests' raw WebSocket client)
+        result = {}
+        token = subprocess.run(
+            [self.clients.parley, "token", f"{self.tag}probe"],
+            capture_output=True, text=True, check=True).stdout.strip()
+        port = self.svc.gw_ports[int(base[len("gateway"):])][0]
+        c = wsclient.Conn(port, "/?token=" + token)
+        if c.status != 101:
+            result["error"] = f"HTTP {c.status}"
+            return None, result
+        c.recv_frame(time.time() + 10)  # the Welcome
+
+        def read():
+            deadline = time.time() + 40
+            try:
+                while time.time() < deadline:
+                    op, payload = c.recv_frame(deadline)
+                    if op == 8:
+                        result["code"] = struct.unpack(
+                            "!H", payload[:2])[0] if len(payload) >= 2 \
+                            else 1005
+                        return
+            except Exception as e:  # eof, timeout: no close frame
+                result["error"] = repr(e)
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        return t, result
+
     def gateway_term(self, base):
         def run():
+            try:
+                probe, closed = self.drain_probe(base)
+            except Exception as e:
+                probe, closed = None, {"error": repr(e)}
             rc, took = self.svc.stop(base, signal.SIGTERM, timeout=30)
+            if probe:
+                probe.join(5)
             drained = b'"gateway.drained"' in open(
                 self.svc.path(base, "log"), "rb").read()
             note = (f"(exit {rc} after {took:.1f} s, "
-                    f"{'drained' if drained else 'NO drain log line'})")
+                    f"{'drained' if drained else 'NO drain log line'}, "
+                    f"a client saw close {closed.get('code')}"
+                    f"{' ' + closed['error'] if 'error' in closed else ''})")
+            if closed.get("code") != 1001:
+                self.extra["gateway drain"].append(
+                    f"{base}: a connected client got close code "
+                    f"{closed.get('code')} {closed.get('error', '')}, "
+                    f"want 1001")
             if rc != 0:
-                self.svc.crashes.append((round(now(), 1), base,
-                                         f"SIGTERM exit {rc}"))
+                self.extra["gateway drain"].append(
+                    f"{base}: exit code {rc} after SIGTERM, want 0")
             time.sleep(1)
             self.svc.restart(base)
             return note
@@ -727,7 +836,8 @@ class Harness:
         missing = [n for n in names if n not in menu]
         if missing:
             log(f"skipping (no broker/database to restart): {missing}")
-        return [(n, menu[n]) for n in names if n in menu]
+        return [(n, menu[n]) for n in names if n in menu and
+                (not self.args.only or self.args.only in n)]
 
     # ---- phases
 
@@ -803,6 +913,7 @@ class Harness:
         history = self.stable_history()
         log("waiting for the listeners to print everything")
         self.wait_listeners(history)
+        self.svc.check_alive()
         self.clients.stop_listeners()
         listened = {u: self.clients.listener_lines(u) for u in self.users}
         return history, listened
@@ -909,7 +1020,7 @@ class Harness:
                      "listener printed a message twice",
                      "listener printed messages not in history",
                      "listener saw different content",
-                     "listener printed unparsable lines"]:
+                     "listener printed unparsable lines", "gateway drain"]:
             p = problems.get(name, [])
             print(f"  {'FAIL' if p else 'ok  '} {name}"
                   f"{': ' + str(len(p)) if p else ''}")
@@ -963,6 +1074,7 @@ class Harness:
             self.infra.heal()
         problems, counts = check(self.clients.sends, history, self.members,
                                  listened, self.args.unsafe)
+        problems.update(self.extra)
         self.svc.stop_all()
         self.report(problems, counts, now())
         return self.verdict(problems)
@@ -986,10 +1098,12 @@ def main():
                       help="random faults for --minutes (soak)")
     mode.add_argument("--control", action="store_true",
                       help="one router, SIGSTOPped --freeze s while sending")
+    mode.add_argument("--self-test", action="store_true",
+                      help="check the checker on made-up data, then exit")
     ap.add_argument("--unsafe", action="store_true",
                     help="senders use --unsafe-new-id-per-attempt (control: "
                     "the run passes only if duplicates are found)")
-    ap.add_argument("--dir", required=True, help="logs and outputs go here")
+    ap.add_argument("--dir", help="logs and outputs go here (required)")
     ap.add_argument("--tag", default="",
                     help="prefix of users, ids and file names")
     ap.add_argument("--minutes", type=float, default=30)
@@ -1001,6 +1115,8 @@ def main():
                     help="seconds of quiet traffic before the first fault")
     ap.add_argument("--gap-min", type=float, default=None)
     ap.add_argument("--gap-max", type=float, default=None)
+    ap.add_argument("--only", metavar="TEXT",
+                    help="short: only the faults whose name has TEXT")
     ap.add_argument("--freeze", type=float, default=8,
                     help="control: seconds router1 stays SIGSTOPped")
     ap.add_argument("--deadline", type=float, default=None,
@@ -1008,6 +1124,10 @@ def main():
     ap.add_argument("--allow-crashes", action="store_true",
                     help="a service exiting by itself is not a failure")
     a = ap.parse_args()
+    if a.self_test:
+        sys.exit(self_test())
+    if not a.dir:
+        ap.error("--dir is required")
     if a.seed is None:
         a.seed = random.randrange(1 << 30)
     if a.short:
