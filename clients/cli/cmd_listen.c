@@ -16,8 +16,11 @@
 #define LISTEN_SYNC_LIMIT 500
 /* Syncs that may come back short of a gap (the store lags the live path)
  * before the gap is reported and the held messages shown anyway. */
-#define LISTEN_SYNC_TRIES    5
+/* A gap the store cannot fill yet (it follows the log, or is down) is
+ * asked again with backoff 200 ms doubling to 3 s: about a minute. */
+#define LISTEN_SYNC_TRIES    25
 #define LISTEN_SYNC_RETRY_MS 200
+#define LISTEN_SYNC_MAX_MS   3000
 /* At most one Delivered per room per this many ms, with the highest seq. */
 #define LISTEN_DELIVERED_MS 200
 
@@ -383,6 +386,22 @@ listen_on_message(struct listen *l, const Parley__V1__Message *m)
 		listen_sync(l, r);
 }
 
+/* Ask for the gap again later, or give up after LISTEN_SYNC_TRIES. */
+static void
+listen_retry_later(struct listen *l, struct listen_room *r)
+{
+	int64_t wait = LISTEN_SYNC_RETRY_MS;
+
+	if (++r->sync_tries >= LISTEN_SYNC_TRIES) {
+		listen_give_up(l, r);
+		return;
+	}
+	for (int i = 1; i < r->sync_tries && wait < LISTEN_SYNC_MAX_MS; i++)
+		wait *= 2;
+	r->retry_at = conn_now_ms() +
+		      (wait < LISTEN_SYNC_MAX_MS ? wait : LISTEN_SYNC_MAX_MS);
+}
+
 static void
 listen_on_sync(struct listen *l, struct listen_room *r,
 	       const Parley__V1__SyncResult *res)
@@ -402,12 +421,7 @@ listen_on_sync(struct listen *l, struct listen_room *r,
 		listen_sync(l, r);
 		return;
 	}
-	if (++r->sync_tries >= LISTEN_SYNC_TRIES) {
-		listen_give_up(l, r);
-		return;
-	}
-	r->retry_at =
-		conn_now_ms() + (int64_t)LISTEN_SYNC_RETRY_MS * r->sync_tries;
+	listen_retry_later(l, r);
 }
 
 static struct listen_room *
@@ -444,7 +458,11 @@ listen_on_error(struct listen *l, const Parley__V1__ServerFrame *f)
 	cli_server_error("listen", f->error);
 	if (r) {
 		r->sync_req = 0;
-		listen_give_up(l, r);
+		/* The store being unavailable is no reason to lose a gap. */
+		if (f->error->retryable)
+			listen_retry_later(l, r);
+		else
+			listen_give_up(l, r);
 	}
 	if (f->request_id && f->request_id == l->list_req) {
 		l->list_req = 0;
