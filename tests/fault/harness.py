@@ -363,6 +363,39 @@ class Clients:
             self.send(user, room, f"m{i}", rotate)
             time.sleep(pace * rng.uniform(0.5, 1.5))
 
+    def cli(self, args, rotate=0, timeout=60):
+        """Run one CLI command with retries until it succeeds or timeout;
+        returns its stdout (the membership churn's commands)."""
+        end = now() + timeout
+        while True:
+            r = subprocess.run([self.parley] + args, env=self.cli_env(rotate),
+                               capture_output=True, text=True,
+                               timeout=timeout + 30)
+            if r.returncode == 0 or now() > end:
+                return r.returncode, r.stdout
+            time.sleep(1)
+
+    def churn(self, room, owner, extra, rotate):
+        """Membership changes in the middle of the conversation: a user who
+        is no listener is added and removed again, in the room's order with
+        the messages, for as long as the senders run."""
+        n = 0
+        while not self.stop_sending.is_set():
+            for verb in ("add", "remove"):
+                rc, _ = self.cli(["room", verb, "--as", owner, room, extra,
+                                  "--timeout", "90"], rotate)
+                if rc == 0:
+                    n += 1
+            self.stop_sending.wait(3)
+        self.churned = n
+
+    def start_churn(self, room, owner, extra):
+        self.churned = 0
+        t = threading.Thread(target=self.churn, args=(room, owner, extra, 1),
+                             name="churn", daemon=True)
+        t.start()
+        self.threads.append(t)
+
     def start_senders(self, pairs, max_n, pace):
         for k, (user, room) in enumerate(pairs):
             t = threading.Thread(target=self.sender,
@@ -854,10 +887,27 @@ class Harness:
         pairs = []
         for room, (a, b) in self.members.items():
             pairs += [(a, room), (b, room)]
+        group = None if self.args.control else self.make_group()
+        if group:
+            pairs += [(self.users[0], group), (self.users[4], group)]
         log(f"{len(self.users)} listeners up; {len(pairs)} senders in "
-            f"{len(self.members)} DM rooms: {', '.join(self.members)}")
+            f"{len(self.members)} rooms: {', '.join(self.members)}")
         self.clients.start_senders(pairs, self.args.max_per_sender,
                                    self.args.pace)
+        if group:
+            self.clients.start_churn(group, self.users[0],
+                                     f"{self.tag}churner")
+
+    def make_group(self):
+        """A group of three listeners; its membership changes all along."""
+        u = self.users
+        rc, out = self.clients.cli(["room", "create", "--as", u[0], "--name",
+                                    "fault", u[2], u[4]])
+        if rc != 0:
+            raise Abort("cannot create the group room")
+        room = json.loads(out)["room_id"]
+        self.members[room] = sorted([u[0], u[2], u[4]])
+        return room
 
     def run_faults(self):
         a = self.args
@@ -1075,6 +1125,8 @@ class Harness:
         problems, counts = check(self.clients.sends, history, self.members,
                                  listened, self.args.unsafe)
         problems.update(self.extra)
+        counts["group membership changes"] = getattr(self.clients,
+                                                     "churned", 0)
         self.svc.stop_all()
         self.report(problems, counts, now())
         return self.verdict(problems)
