@@ -21,7 +21,9 @@ PB_C      = $(patsubst %.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H      = $(PB_C:.c=.h)
 PB_O      = $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PB_C))
 
-SERVICES  = gateway router store presence pusher
+# Every service folder with a main.c is a parley-<folder> binary.
+SERVICES  = $(patsubst %/main.c,%,$(wildcard gateway/main.c router/main.c \
+              store/main.c presence/main.c pusher/main.c))
 lib_srcs  = $(filter-out %_test.c,$(wildcard common/*.c))
 svc_srcs  = $(filter-out %_test.c %/main.c,$(wildcard $(1)/*.c))
 obj       = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
