@@ -1,0 +1,155 @@
+/* Unit tests of the Kafka wrapper against librdkafka's mock cluster (the
+ * only place the mock is used: integration tests run a real broker). */
+#include "kafka.c"
+
+#include <librdkafka/rdkafka_mock.h>
+
+#include "test.h"
+
+struct reports {
+	int n, errors;
+	long seen[64];
+};
+
+static void
+on_report(void *ctx, const struct kafka_delivery *d)
+{
+	struct reports *r = ctx;
+
+	if (d->err)
+		r->errors++;
+	else if (r->n < 64)
+		r->seen[r->n] = (long)(intptr_t)d->opaque;
+	r->n++;
+}
+
+/* A mock cluster of one broker with topic t (4 partitions). */
+static rd_kafka_mock_cluster_t *
+mock_new(rd_kafka_t **owner)
+{
+	char err[256];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_mock_cluster_t *mc;
+
+	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+	*owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	mc = rd_kafka_mock_cluster_new(*owner, 1);
+	rd_kafka_mock_topic_create(mc, "t", 4, 1);
+	return mc;
+}
+
+static void
+test_err_mapping(void)
+{
+	/* The broker-down test makes librdkafka complain; keep it quiet. */
+	setenv("PARLEY_LOG_LEVEL", "error", 1);
+	log_init("kafka_test");
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_NO_ERROR), 0);
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT), -ETIMEDOUT);
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR__QUEUE_FULL), -ENOBUFS);
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE), -EMSGSIZE);
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN),
+		     -ECONNREFUSED);
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_UNKNOWN), -EIO);
+}
+
+/* Every produced record comes back exactly once as a report, and the
+ * same key always lands in the same partition. */
+static void
+test_produce_reports(void)
+{
+	rd_kafka_t *owner;
+	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
+	struct reports r = {0};
+	struct kafka_producer *p = kafka_producer_new(
+		rd_kafka_mock_cluster_bootstraps(mc), 5000, on_report, &r);
+
+	CHECK(p != NULL);
+	for (long i = 0; p && i < 20; i++)
+		CHECK_EQ_INT(kafka_produce(p, "t", i % 2 ? "room-a" : "room-b",
+					   "x", 1, (void *)(intptr_t)i),
+			     0);
+	for (int i = 0; p && i < 100 && r.n < 20; i++)
+		kafka_producer_poll(p, 100);
+	CHECK_EQ_INT(r.n, 20);
+	CHECK_EQ_INT(r.errors, 0);
+	CHECK_EQ_INT(kafka_partition_of("room-a", 4),
+		     kafka_partition_of("room-a", 4));
+	CHECK_EQ_INT(kafka_producer_partitions(p, "t", 5000), 4);
+	kafka_producer_free(p, 1000);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(owner);
+}
+
+/* With the broker down, a record is reported failed (retryable for the
+ * client), never dropped without a word. */
+static void
+test_broker_down_reports_failure(void)
+{
+	rd_kafka_t *owner;
+	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
+	struct reports r = {0};
+	struct kafka_producer *p = kafka_producer_new(
+		rd_kafka_mock_cluster_bootstraps(mc), 1500, on_report, &r);
+
+	rd_kafka_mock_broker_set_down(mc, 1);
+	CHECK_EQ_INT(kafka_produce(p, "t", "room", "x", 1, NULL), 0);
+	for (int i = 0; i < 60 && r.n < 1; i++)
+		kafka_producer_poll(p, 100);
+	CHECK_EQ_INT(r.n, 1);
+	CHECK_EQ_INT(r.errors, 1);
+	kafka_producer_free(p, 100);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(owner);
+}
+
+static int assigned_;
+
+static void
+on_assign_count(void *ctx, struct kafka_consumer *c,
+		rd_kafka_topic_partition_list_t *parts)
+{
+	(void)ctx;
+	(void)c;
+	assigned_ += parts->cnt;
+}
+
+/* The consumer gets every record once and stores offsets only when told. */
+static void
+test_consume(void)
+{
+	static const struct kafka_consumer_ops ops = {.on_assign =
+							      on_assign_count};
+	rd_kafka_t *owner;
+	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
+	const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
+	struct reports r = {0};
+	struct kafka_producer *p = kafka_producer_new(bs, 5000, on_report, &r);
+	struct kafka_consumer *c;
+	int got = 0;
+
+	for (int i = 0; i < 10; i++)
+		kafka_produce(p, "t", "k", "v", 1, NULL);
+	for (int i = 0; i < 100 && r.n < 10; i++)
+		kafka_producer_poll(p, 100);
+	c = kafka_consumer_new(bs, "g", "t", true, &ops, NULL);
+	CHECK(c != NULL);
+	for (int i = 0; c && i < 200 && got < 10; i++) {
+		rd_kafka_message_t *m = kafka_consumer_poll(c, 100);
+
+		if (m == NULL)
+			continue;
+		got++;
+		CHECK_EQ_INT(kafka_consumer_store(c, m), 0);
+		rd_kafka_message_destroy(m);
+	}
+	CHECK_EQ_INT(got, 10);
+	CHECK_EQ_INT(assigned_, 4);
+	kafka_consumer_free(c);
+	kafka_producer_free(p, 1000);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(owner);
+}
+
+TEST_MAIN(TEST(test_err_mapping), TEST(test_produce_reports),
+	  TEST(test_broker_down_reports_failure), TEST(test_consume))
