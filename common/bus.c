@@ -20,7 +20,7 @@
 #define BUS_ITEM_TAG 0x0a
 /* Tag plus the longest varint of a 64-bit length. */
 #define BUS_ITEM_HEAD_MAX 11
-#define BUS_VARINT_MAX 10
+#define BUS_VARINT_MAX	  10
 
 /* ---- batches ---- */
 
@@ -194,37 +194,37 @@ bus_iter_next(struct bus_iter *it, const uint8_t **item, size_t *len)
 /* ---- errors ---- */
 
 static const int bus_errno_map[][2] = {
-	{NNG_EINTR, EINTR},
-	{NNG_ENOMEM, ENOMEM},
-	{NNG_EINVAL, EINVAL},
-	{NNG_EBUSY, EBUSY},
-	{NNG_ETIMEDOUT, ETIMEDOUT},
-	{NNG_ECONNREFUSED, ECONNREFUSED},
-	{NNG_ECLOSED, EBADF},
-	{NNG_EAGAIN, EAGAIN},
-	{NNG_ENOTSUP, ENOTSUP},
-	{NNG_EADDRINUSE, EADDRINUSE},
-	{NNG_ESTATE, EPROTO},
-	{NNG_ENOENT, ENOENT},
-	{NNG_EPROTO, EPROTO},
-	{NNG_EUNREACHABLE, EHOSTUNREACH},
-	{NNG_EADDRINVAL, EADDRNOTAVAIL},
-	{NNG_EPERM, EPERM},
-	{NNG_EMSGSIZE, EMSGSIZE},
-	{NNG_ECONNABORTED, ECONNABORTED},
-	{NNG_ECONNRESET, ECONNRESET},
-	{NNG_ECANCELED, ECANCELED},
-	{NNG_ENOFILES, EMFILE},
-	{NNG_ENOSPC, ENOSPC},
-	{NNG_EEXIST, EEXIST},
-	{NNG_EREADONLY, EROFS},
-	{NNG_EWRITEONLY, EACCES},
-	{NNG_ECRYPTO, EKEYREJECTED},
-	{NNG_EPEERAUTH, EACCES},
-	{NNG_ENOARG, EINVAL},
-	{NNG_EAMBIGUOUS, EINVAL},
-	{NNG_EBADTYPE, EINVAL},
-	{NNG_ECONNSHUT, ESHUTDOWN},
+	{ NNG_EINTR, EINTR },
+	{ NNG_ENOMEM, ENOMEM },
+	{ NNG_EINVAL, EINVAL },
+	{ NNG_EBUSY, EBUSY },
+	{ NNG_ETIMEDOUT, ETIMEDOUT },
+	{ NNG_ECONNREFUSED, ECONNREFUSED },
+	{ NNG_ECLOSED, EBADF },
+	{ NNG_EAGAIN, EAGAIN },
+	{ NNG_ENOTSUP, ENOTSUP },
+	{ NNG_EADDRINUSE, EADDRINUSE },
+	{ NNG_ESTATE, EPROTO },
+	{ NNG_ENOENT, ENOENT },
+	{ NNG_EPROTO, EPROTO },
+	{ NNG_EUNREACHABLE, EHOSTUNREACH },
+	{ NNG_EADDRINVAL, EADDRNOTAVAIL },
+	{ NNG_EPERM, EPERM },
+	{ NNG_EMSGSIZE, EMSGSIZE },
+	{ NNG_ECONNABORTED, ECONNABORTED },
+	{ NNG_ECONNRESET, ECONNRESET },
+	{ NNG_ECANCELED, ECANCELED },
+	{ NNG_ENOFILES, EMFILE },
+	{ NNG_ENOSPC, ENOSPC },
+	{ NNG_EEXIST, EEXIST },
+	{ NNG_EREADONLY, EROFS },
+	{ NNG_EWRITEONLY, EACCES },
+	{ NNG_ECRYPTO, EKEYREJECTED },
+	{ NNG_EPEERAUTH, EACCES },
+	{ NNG_ENOARG, EINVAL },
+	{ NNG_EAMBIGUOUS, EINVAL },
+	{ NNG_EBADTYPE, EINVAL },
+	{ NNG_ECONNSHUT, ESHUTDOWN },
 };
 
 /* System errors (NNG_ESYSERR) keep their errno. */
@@ -250,9 +250,9 @@ static const struct {
 	const char *name;
 	int (*open)(nng_socket *);
 } bus_protocols[] = {
-	{"push", nng_push0_open}, {"pull", nng_pull0_open},
-	{"req", nng_req0_open},	  {"rep", nng_rep0_open},
-	{"pub", nng_pub0_open},	  {"sub", nng_sub0_open},
+	{ "push", nng_push0_open }, { "pull", nng_pull0_open },
+	{ "req", nng_req0_open },   { "rep", nng_rep0_open },
+	{ "pub", nng_pub0_open },   { "sub", nng_sub0_open },
 };
 
 /* Sets up the socket after opening: every socket gets the size limit, and

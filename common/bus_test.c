@@ -96,7 +96,7 @@ test_batch_empty(void)
 static void
 test_batch_wire_bytes(void)
 {
-	static const uint8_t want[] = {0x0a, 0x02, 'h', 'i', 0x0a, 0x00};
+	static const uint8_t want[] = { 0x0a, 0x02, 'h', 'i', 0x0a, 0x00 };
 	struct bus_batch b;
 	nng_msg *m;
 
@@ -225,7 +225,7 @@ test_iter_malformed(void)
 static void
 test_iter_stops_after_error(void)
 {
-	static const uint8_t buf[] = {0x0a, 0x01, 'a', 0x0b, 0x0a, 0x01, 'b'};
+	static const uint8_t buf[] = { 0x0a, 0x01, 'a', 0x0b, 0x0a, 0x01, 'b' };
 	static const uint8_t sentinel;
 	const uint8_t *item = NULL;
 	struct bus_iter it;
@@ -268,8 +268,8 @@ test_err(void)
 static void
 test_open(void)
 {
-	static const char *const names[] = {"push", "pull", "req",
-					    "rep",  "pub",  "sub"};
+	static const char *const names[] = { "push", "pull", "req",
+					     "rep",  "pub",  "sub" };
 	nng_socket s = NNG_SOCKET_INITIALIZER;
 	size_t max = 0;
 	char *name;

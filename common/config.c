@@ -45,8 +45,8 @@ config_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
 static int
 config_parse_bool(const char *s, int *out)
 {
-	static const char *const yes[] = {"1", "true", "yes", "on"};
-	static const char *const no[] = {"0", "false", "no", "off"};
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
 
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		if (strcasecmp(s, yes[i]) == 0) {

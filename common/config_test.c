@@ -41,9 +41,9 @@ test_parse_int(void)
 static void
 test_parse_bool(void)
 {
-	static const char *const yes[] = {"1", "true", "TRUE", "yes", "On"};
-	static const char *const no[] = {"0", "false", "No", "off", "OFF"};
-	static const char *const bad[] = {"", "2", "y", "truee", " on"};
+	static const char *const yes[] = { "1", "true", "TRUE", "yes", "On" };
+	static const char *const no[] = { "0", "false", "No", "off", "OFF" };
+	static const char *const bad[] = { "", "2", "y", "truee", " on" };
 	int v;
 
 	for (size_t i = 0; i < 5; i++) {
@@ -97,7 +97,7 @@ test_parse_url(void)
 static void
 test_parse_choice(void)
 {
-	static const char *const levels[] = {"debug", "info", "warn", NULL};
+	static const char *const levels[] = { "debug", "info", "warn", NULL };
 	char list[64];
 	int v = -1;
 
@@ -118,7 +118,7 @@ test_parse_choice(void)
 static void
 test_unset_and_empty(void)
 {
-	static const char *const levels[] = {"a", "b", NULL};
+	static const char *const levels[] = { "a", "b", NULL };
 
 	unsetenv("PARLEY_TEST_X");
 	CHECK(config_str("PARLEY_TEST_X", NULL) == NULL);
@@ -136,7 +136,7 @@ test_unset_and_empty(void)
 static void
 test_set_values(void)
 {
-	static const char *const levels[] = {"a", "b", NULL};
+	static const char *const levels[] = { "a", "b", NULL };
 
 	setenv("PARLEY_TEST_X", "17", 1);
 	CHECK_EQ_STR(config_str("PARLEY_TEST_X", "dflt"), "17");
@@ -214,7 +214,7 @@ bad_url(void)
 static void
 bad_choice(void)
 {
-	static const char *const levels[] = {"debug", "info", NULL};
+	static const char *const levels[] = { "debug", "info", NULL };
 
 	setenv("PARLEY_TEST_LEVEL", "loud", 1);
 	config_choice("PARLEY_TEST_LEVEL", 0, levels);

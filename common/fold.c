@@ -281,7 +281,7 @@ fold_duplicate(struct fold_result *out, uint64_t seq)
 static void
 fold_join(struct fold_room *r, const char *user)
 {
-	struct fold_member m = {.joined_after = r->last_seq};
+	struct fold_member m = { .joined_after = r->last_seq };
 
 	if (fold_room_member(r, user) == NULL)
 		fold_room_set_member(r, user, &m);
@@ -316,15 +316,18 @@ fold_post(struct fold *f, struct fold_room *r,
 	if (r == NULL)
 		r = fold_dm_room(f, rec->room_id, rec->actor, out);
 	if (r == NULL)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
 	out->room = r;
 	if (fold_room_member(r, rec->actor) == NULL)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
 	if (p->client_msg_id == NULL || p->client_msg_id[0] == '\0')
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "client_msg_id is required");
+		return fold_reject(
+			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			"client_msg_id is required");
 	fold_ring_expire(r, out->ts_ms);
 	key = fold_dedup_key(rec->actor, p->client_msg_id);
 	e = map_get(&r->dedup, key);
@@ -349,12 +352,14 @@ fold_create(struct fold *f, struct fold_room *r,
 		out->room = r;
 		if (r->kind == FOLD_GROUP && fold_room_member(r, rec->actor))
 			return fold_duplicate(out, r->last_seq);
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "room exists");
+		return fold_reject(
+			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			"room exists");
 	}
 	if (strncmp(rec->room_id, "dm:", 3) == 0)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "direct rooms are made by their first message");
+		return fold_reject(
+			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			"direct rooms are made by their first message");
 	r = fold_room_new(f, rec->room_id, FOLD_GROUP, c->name);
 	fold_room_set_creator(r, rec->actor);
 	out->room = r;
@@ -374,14 +379,17 @@ fold_group_check(struct fold_room *r, const Parley__Log__V1__Record *rec,
 {
 	out->room = r;
 	if (r == NULL)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
 	if (fold_room_member(r, rec->actor) == NULL)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
 	if (r->kind != FOLD_GROUP)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "direct rooms have fixed members");
+		return fold_reject(
+			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			"direct rooms have fixed members");
 	return 1;
 }
 
@@ -416,7 +424,8 @@ fold_remove(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		return fold_duplicate(out, r->last_seq);
 	if (strcmp(user, rec->actor) != 0 &&
 	    (r->creator == NULL || strcmp(r->creator, rec->actor) != 0))
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "only the room's creator removes members");
 	fold_room_drop_member(r, user);
 	out->removed = user;
@@ -433,11 +442,13 @@ fold_marker(struct fold_room *r, const Parley__Log__V1__Record *rec,
 
 	out->room = r;
 	if (r == NULL)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
 	m = fold_room_member(r, rec->actor);
 	if (m == NULL)
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
 	seq = mk->seq < r->last_seq ? mk->seq : r->last_seq;
 	cur = mk->read ? &m->read : &m->delivered;
@@ -470,8 +481,9 @@ fold_dispatch(struct fold *f, struct fold_room *r,
 	case PARLEY__LOG__V1__RECORD__BODY_MARKER:
 		return fold_marker(r, rec, out);
 	default:
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "unknown record");
+		return fold_reject(
+			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			"unknown record");
 	}
 }
 
@@ -486,8 +498,9 @@ fold_apply(struct fold *f, const Parley__Log__V1__Record *rec,
 	    !jwt_valid_user(rec->actor) || !utf8_valid(rec->room_id) ||
 	    (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST &&
 	     !utf8_valid(rec->post->client_msg_id)))
-		return fold_reject(out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-				   "record without valid room or actor");
+		return fold_reject(
+			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+			"record without valid room or actor");
 	r = fold_room_get(f, rec->room_id);
 	if (r == NULL && f->load) {
 		int rc = f->load(f->load_ctx, f, rec->room_id);

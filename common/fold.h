@@ -67,9 +67,9 @@ struct fold_room {
 };
 
 enum fold_verdict {
-	FOLD_ACCEPTED,  /* applied: a new message, room or membership change */
+	FOLD_ACCEPTED,	/* applied: a new message, room or membership change */
 	FOLD_DUPLICATE, /* a retry of something already applied: no change */
-	FOLD_REJECTED,  /* not allowed; error/reason say why; no change */
+	FOLD_REJECTED,	/* not allowed; error/reason say why; no change */
 };
 
 struct fold_result {
@@ -95,7 +95,8 @@ struct fold *fold_new(void);
 /* Frees every room. fold_free(NULL) is a no-op. */
 void fold_free(struct fold *f);
 void fold_set_loader(struct fold *f,
-		     int (*load)(void *ctx, struct fold *f, const char *room_id),
+		     int (*load)(void *ctx, struct fold *f,
+				 const char *room_id),
 		     void *ctx);
 
 /* Apply one record. Returns 0 with *out filled (any verdict), or -errno

@@ -108,11 +108,11 @@ test_dedup_window(void)
 	/* A clock that goes back does not shorten or stretch the window. */
 	res = apply(f, mk_post("dm:a:b", "a", "x", t0 - 5000));
 	CHECK_EQ_INT(res.seq, 1);
-	res = apply(f, mk_post("dm:a:b", "a", "x",
-			       t0 + FOLD_DEDUP_WINDOW_MS - 1));
+	res = apply(f,
+		    mk_post("dm:a:b", "a", "x", t0 + FOLD_DEDUP_WINDOW_MS - 1));
 	CHECK_EQ_INT(res.verdict, FOLD_DUPLICATE);
-	res = apply(f, mk_post("dm:a:b", "a", "x",
-			       t0 + FOLD_DEDUP_WINDOW_MS + 1));
+	res = apply(f,
+		    mk_post("dm:a:b", "a", "x", t0 + FOLD_DEDUP_WINDOW_MS + 1));
 	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
 	CHECK_EQ_INT(res.seq, 3);
 	fold_free(f);
@@ -152,8 +152,8 @@ test_ring_growth(void)
 }
 
 static Parley__Log__V1__Record *
-mk_group(const char *kind, const char *room, const char *actor,
-	 char **users, size_t n)
+mk_group(const char *kind, const char *room, const char *actor, char **users,
+	 size_t n)
 {
 	static Parley__Log__V1__CreateRoom c;
 	static Parley__Log__V1__AddMembers a;
@@ -188,7 +188,8 @@ static void
 test_group_membership(void)
 {
 	struct fold *f = fold_new();
-	char *bc[] = {"bob", "carol"}, *dave[] = {"dave"}, *carol[] = {"carol"};
+	char *bc[] = { "bob", "carol" }, *dave[] = { "dave" },
+	     *carol[] = { "carol" };
 	struct fold_result res;
 
 	res = apply(f, mk_group("create", "g:1", "alice", bc, 2));
@@ -253,7 +254,7 @@ static void
 test_snapshot_agrees(void)
 {
 	struct fold *full = fold_new(), *snap = fold_new();
-	struct fold_member m = {0};
+	struct fold_member m = { 0 };
 	struct fold_room *r;
 	char id[16];
 

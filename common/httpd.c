@@ -39,8 +39,7 @@ httpd_write_all(int fd, const char *buf, size_t len)
 }
 
 static void
-httpd_reply(int fd, int status, const char *type, const char *body,
-	    size_t len)
+httpd_reply(int fd, int status, const char *type, const char *body, size_t len)
 {
 	char head[256];
 	int n = snprintf(head, sizeof(head),
@@ -90,8 +89,8 @@ httpd_serve(struct httpd *h, int fd)
 	} else if (strncmp(buf, "GET /readyz ", 12) == 0) {
 		bool ok = h->ready == NULL || h->ready();
 
-		httpd_reply(fd, ok ? 200 : 503, text, ok ? "ready\n" : "not ready\n",
-			    ok ? 6 : 10);
+		httpd_reply(fd, ok ? 200 : 503, text,
+			    ok ? "ready\n" : "not ready\n", ok ? 6 : 10);
 	} else {
 		httpd_reply(fd, 404, text, "not found\n", 10);
 	}
@@ -101,7 +100,7 @@ static void *
 httpd_main(void *arg)
 {
 	struct httpd *h = arg;
-	struct timeval tv = {.tv_sec = 2};
+	struct timeval tv = { .tv_sec = 2 };
 
 	for (;;) {
 		int fd = accept4(h->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -122,8 +121,8 @@ httpd_main(void *arg)
 static int
 httpd_listen(const char *bind_addr, int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port) };
 	int one = 1, fd;
 
 	if (inet_pton(AF_INET, bind_addr, &sa.sin_addr) != 1)

@@ -15,8 +15,8 @@
 /* Longest token accepted; anything longer is rejected unread. */
 #define JWT_TOKEN_MAX 8192
 /* Deepest nesting of skipped JSON values (the top object is depth 1). */
-#define JWT_JSON_DEPTH 16
-#define JWT_MAC_LEN 32
+#define JWT_JSON_DEPTH	16
+#define JWT_MAC_LEN	32
 #define JWT_MAC_B64_LEN 43
 /* Keys longer than this are nobody we know and are only skipped. */
 #define JWT_KEY_MAX 16
@@ -399,7 +399,7 @@ static int
 jwt_json_parse(const void *buf, size_t len,
 	       int (*fn)(struct jwt_json *, const char *, void *), void *ctx)
 {
-	struct jwt_json j = {buf, (const char *)buf + len};
+	struct jwt_json j = { buf, (const char *)buf + len };
 	int rv = jwt_json_object(&j, 1, fn, ctx);
 
 	if (rv != 0)
@@ -522,7 +522,7 @@ jwt_hmac(const char *secret, const void *data, size_t len,
 static int
 jwt_check_header(const struct jwt_parts *t, unsigned char *buf, size_t cap)
 {
-	struct jwt_header h = {0};
+	struct jwt_header h = { 0 };
 	size_t len;
 	int rv;
 
@@ -572,7 +572,7 @@ jwt_verify(const char *secret, const char *token, int64_t now,
 	   struct jwt_claims *out)
 {
 	unsigned char buf[JWT_TOKEN_MAX];
-	struct jwt_payload p = {0};
+	struct jwt_payload p = { 0 };
 	struct jwt_parts t;
 	int rv;
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 
 #define SECRET "parley-test-secret-0123456789abcdef"
-#define NOW 1800000000
-#define EXP 1900000000
+#define NOW    1800000000
+#define EXP    1900000000
 
 /* Python: header {"alg":"HS256","typ":"JWT"}, payload
  * {"sub":"alice","iat":1700000000,"exp":1900000000}, key SECRET. */
@@ -79,7 +79,7 @@ verify_head(const char *head)
 static void
 test_b64_round_trip(void)
 {
-	const unsigned char in[] = {0x00, 0xff, 0xfb, 0xef, 0x10, 0x7e, 0x3f};
+	const unsigned char in[] = { 0x00, 0xff, 0xfb, 0xef, 0x10, 0x7e, 0x3f };
 	unsigned char out[16];
 	char enc[16];
 	size_t n, len;
@@ -123,7 +123,7 @@ test_b64_rejects(void)
 static int
 json_string_of(const char *in, char *out, size_t cap, size_t *len)
 {
-	struct jwt_json j = {in, in + strlen(in)};
+	struct jwt_json j = { in, in + strlen(in) };
 	int rv = jwt_json_string(&j, out, cap, len);
 
 	return rv == 0 && j.p != j.end ? -EBADMSG : rv;
@@ -159,7 +159,7 @@ test_json_strings(void)
 static int
 json_int_of(const char *in, int64_t *v)
 {
-	struct jwt_json j = {in, in + strlen(in)};
+	struct jwt_json j = { in, in + strlen(in) };
 	int rv = jwt_json_int(&j, v);
 
 	return rv == 0 && j.p != j.end ? -EBADMSG : rv;
@@ -260,7 +260,7 @@ test_nested_vector(void)
 static void
 test_jwtio_vector_has_no_exp(void)
 {
-	struct jwt_parts t = {0};
+	struct jwt_parts t = { 0 };
 	struct jwt_claims c;
 
 	CHECK_EQ_INT(jwt_split(vector_jwtio, &t), 0);
@@ -273,7 +273,7 @@ test_jwtio_vector_has_no_exp(void)
 static void
 test_round_trip(void)
 {
-	struct jwt_claims c = {.exp = 0};
+	struct jwt_claims c = { .exp = 0 };
 	char *t = jwt_sign(SECRET, "carol.x@example-1_2", 1000, 2000);
 
 	CHECK(t != NULL);

@@ -108,7 +108,7 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 static void
 on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-	enum log_level l = level <= 3   ? LOG_LEVEL_ERROR
+	enum log_level l = level <= 3	? LOG_LEVEL_ERROR
 			   : level <= 4 ? LOG_LEVEL_WARN
 			   : level <= 6 ? LOG_LEVEL_INFO
 					: LOG_LEVEL_DEBUG;
@@ -424,7 +424,8 @@ kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms)
 int
 kafka_consumer_store(struct kafka_consumer *c, const rd_kafka_message_t *m)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_t *l =
+		rd_kafka_topic_partition_list_new(1);
 	rd_kafka_resp_err_t err;
 
 	rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt),
@@ -532,8 +533,10 @@ kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 	} while (kafka_now_ms() < deadline);
 	rd_kafka_destroy(rk);
 	if (rc == 0)
-		LOG_INFO("kafka.topic_created", "created topic %s with %d "
-			 "partitions", topic, partitions);
+		LOG_INFO("kafka.topic_created",
+			 "created topic %s with %d "
+			 "partitions",
+			 topic, partitions);
 	else if (rc != -EEXIST)
 		LOG_ERROR("kafka.topic", "cannot create topic %s: %s", topic,
 			  strerror(-rc));

@@ -24,11 +24,10 @@ struct kafka_producer;
  * delivery_timeout_ms. Extra librdkafka properties come from the
  * environment as PARLEY_KAFKA_<NAME> (dots as underscores) — see
  * docs/CONFIG.md. Returns NULL (logged) on bad configuration. */
-struct kafka_producer *kafka_producer_new(const char *brokers,
-					  int delivery_timeout_ms,
-					  void (*on_delivery)(void *ctx,
-					       const struct kafka_delivery *d),
-					  void *ctx);
+struct kafka_producer *kafka_producer_new(
+	const char *brokers, int delivery_timeout_ms,
+	void (*on_delivery)(void *ctx, const struct kafka_delivery *d),
+	void *ctx);
 /* Stops; waits up to timeout_ms for outstanding deliveries, whose reports
  * still arrive. kafka_producer_free(NULL) is a no-op. */
 void kafka_producer_free(struct kafka_producer *p, int timeout_ms);
@@ -36,9 +35,8 @@ void kafka_producer_free(struct kafka_producer *p, int timeout_ms);
 /* Queue one record (copied). opaque comes back in its delivery report,
  * which always arrives when this returns 0. -ENOBUFS when the local queue
  * is full, -EINVAL on a bad topic. */
-int kafka_produce(struct kafka_producer *p, const char *topic,
-		  const char *key, const void *value, size_t len,
-		  void *opaque);
+int kafka_produce(struct kafka_producer *p, const char *topic, const char *key,
+		  const void *value, size_t len, void *opaque);
 /* Serve delivery reports, waiting up to timeout_ms. Returns how many. */
 int kafka_producer_poll(struct kafka_producer *p, int timeout_ms);
 /* Records queued or in flight. */

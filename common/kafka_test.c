@@ -47,7 +47,8 @@ test_err_mapping(void)
 	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_NO_ERROR), 0);
 	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT), -ETIMEDOUT);
 	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR__QUEUE_FULL), -ENOBUFS);
-	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE), -EMSGSIZE);
+	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE),
+		     -EMSGSIZE);
 	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN),
 		     -ECONNREFUSED);
 	CHECK_EQ_INT(kafka_err(RD_KAFKA_RESP_ERR_UNKNOWN), -EIO);
@@ -60,7 +61,7 @@ test_produce_reports(void)
 {
 	rd_kafka_t *owner;
 	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
-	struct reports r = {0};
+	struct reports r = { 0 };
 	struct kafka_producer *p = kafka_producer_new(
 		rd_kafka_mock_cluster_bootstraps(mc), 5000, on_report, &r);
 
@@ -88,7 +89,7 @@ test_broker_down_reports_failure(void)
 {
 	rd_kafka_t *owner;
 	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
-	struct reports r = {0};
+	struct reports r = { 0 };
 	struct kafka_producer *p = kafka_producer_new(
 		rd_kafka_mock_cluster_bootstraps(mc), 1500, on_report, &r);
 
@@ -118,12 +119,13 @@ on_assign_count(void *ctx, struct kafka_consumer *c,
 static void
 test_consume(void)
 {
-	static const struct kafka_consumer_ops ops = {.on_assign =
-							      on_assign_count};
+	static const struct kafka_consumer_ops ops = {
+		.on_assign = on_assign_count
+	};
 	rd_kafka_t *owner;
 	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
 	const char *bs = rd_kafka_mock_cluster_bootstraps(mc);
-	struct reports r = {0};
+	struct reports r = { 0 };
 	struct kafka_producer *p = kafka_producer_new(bs, 5000, on_report, &r);
 	struct kafka_consumer *c;
 	int got = 0;

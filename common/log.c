@@ -18,11 +18,11 @@
 /* Longest line written, newline included; longer messages are cut. */
 #define LOG_LINE_MAX 8192
 /* Room kept after the id for the msg key, and after msg for its end. */
-#define LOG_ID_RESERVE 64
+#define LOG_ID_RESERVE	64
 #define LOG_MSG_RESERVE 8
 
-static const char *const log_level_names[] = {"debug", "info", "warn", "error",
-					      NULL};
+static const char *const log_level_names[] = { "debug", "info", "warn", "error",
+					       NULL };
 
 /* Set by log_init before threads start; only read afterwards. */
 static char log_svc[64] = "parley";

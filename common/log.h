@@ -6,7 +6,12 @@
 
 #include <stdbool.h>
 
-enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+enum log_level {
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERROR
+};
 
 /* Set the service name written in every line and the minimum level.
  * Reads PARLEY_LOG_LEVEL (debug|info|warn|error, default info); a bad
@@ -23,8 +28,8 @@ void log_write(enum log_level level, const char *id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 #define LOG_DEBUG(id, ...) log_write(LOG_LEVEL_DEBUG, id, __VA_ARGS__)
-#define LOG_INFO(id, ...) log_write(LOG_LEVEL_INFO, id, __VA_ARGS__)
-#define LOG_WARN(id, ...) log_write(LOG_LEVEL_WARN, id, __VA_ARGS__)
+#define LOG_INFO(id, ...)  log_write(LOG_LEVEL_INFO, id, __VA_ARGS__)
+#define LOG_WARN(id, ...)  log_write(LOG_LEVEL_WARN, id, __VA_ARGS__)
 #define LOG_ERROR(id, ...) log_write(LOG_LEVEL_ERROR, id, __VA_ARGS__)
 
 /* Log at error level and exit(2). Only for start-up failures. */

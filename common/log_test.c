@@ -219,7 +219,7 @@ test_long_message_cut(void)
 }
 
 #define THREADS 8
-#define LINES 300
+#define LINES	300
 
 static const char thread_letters[THREADS] = "abcdefgh";
 

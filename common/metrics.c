@@ -11,7 +11,7 @@
 
 #include "xalloc.h"
 
-#define METRICS_MAX 256
+#define METRICS_MAX	   256
 #define METRICS_MAX_BOUNDS 24
 
 enum metric_kind { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
@@ -33,8 +33,8 @@ static struct metric metrics_[METRICS_MAX];
 static size_t metrics_n_;
 
 const double METRICS_LATENCY_BOUNDS[] = {
-	0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064,
-	0.128,	0.256, 0.512, 1.024, 2.048, 4.096, 8.192, 16.384, 32.768,
+	0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032,  0.064,  0.128,
+	0.256,	0.512, 1.024, 2.048, 4.096, 8.192, 16.384, 32.768,
 };
 const size_t METRICS_LATENCY_BOUNDS_N =
 	sizeof(METRICS_LATENCY_BOUNDS) / sizeof(METRICS_LATENCY_BOUNDS[0]);
@@ -202,7 +202,8 @@ render_family(struct metrics_out *o, size_t first)
 	for (size_t i = first; i < metrics_n_; i++) {
 		const struct metric *x = &metrics_[i];
 
-		if (family_len(x->name) != f || strncmp(x->name, m->name, f) != 0)
+		if (family_len(x->name) != f ||
+		    strncmp(x->name, m->name, f) != 0)
 			continue;
 		if (x->kind == METRIC_HISTOGRAM)
 			render_histogram(o, x);
@@ -228,7 +229,7 @@ family_seen(size_t i)
 char *
 metrics_render(size_t *len)
 {
-	struct metrics_out o = {xmalloc(4096), 0, 4096};
+	struct metrics_out o = { xmalloc(4096), 0, 4096 };
 
 	o.buf[0] = '\0';
 	for (size_t i = 0; i < metrics_n_; i++)

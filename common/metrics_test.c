@@ -28,8 +28,10 @@ test_counter_and_gauge(void)
 static void
 test_family_labels(void)
 {
-	struct metric *a = metrics_counter("t_push_total{outcome=\"sent\"}", "P.");
-	struct metric *b = metrics_counter("t_push_total{outcome=\"failed\"}", "P.");
+	struct metric *a =
+		metrics_counter("t_push_total{outcome=\"sent\"}", "P.");
+	struct metric *b =
+		metrics_counter("t_push_total{outcome=\"failed\"}", "P.");
 	size_t len;
 	char *out, *first;
 
@@ -47,7 +49,7 @@ test_family_labels(void)
 static void
 test_histogram(void)
 {
-	const double b[] = {0.1, 1};
+	const double b[] = { 0.1, 1 };
 	struct metric *h = metrics_histogram("t_lat_seconds", "L.", b, 2);
 	size_t len;
 	char *out;

@@ -19,25 +19,25 @@ static int test_current_failed_;
 		}                                                              \
 	} while (0)
 
-#define CHECK_EQ_INT(a, b)                                                     \
-	do {                                                                   \
-		long long a_ = (long long)(a), b_ = (long long)(b);           \
-		if (a_ != b_) {                                                \
-			fprintf(stderr, "%s:%d: %s == %lld, want %lld\n",      \
-				__FILE__, __LINE__, #a, a_, b_);               \
-			test_current_failed_ = 1;                              \
-		}                                                              \
+#define CHECK_EQ_INT(a, b)                                                \
+	do {                                                              \
+		long long a_ = (long long)(a), b_ = (long long)(b);       \
+		if (a_ != b_) {                                           \
+			fprintf(stderr, "%s:%d: %s == %lld, want %lld\n", \
+				__FILE__, __LINE__, #a, a_, b_);          \
+			test_current_failed_ = 1;                         \
+		}                                                         \
 	} while (0)
 
-#define CHECK_EQ_STR(a, b)                                                     \
-	do {                                                                   \
-		const char *a_ = (a), *b_ = (b);                               \
-		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {         \
-			fprintf(stderr, "%s:%d: %s == \"%s\", want \"%s\"\n",  \
-				__FILE__, __LINE__, #a, a_ ? a_ : "(null)",    \
-				b_ ? b_ : "(null)");                           \
-			test_current_failed_ = 1;                              \
-		}                                                              \
+#define CHECK_EQ_STR(a, b)                                                    \
+	do {                                                                  \
+		const char *a_ = (a), *b_ = (b);                              \
+		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {        \
+			fprintf(stderr, "%s:%d: %s == \"%s\", want \"%s\"\n", \
+				__FILE__, __LINE__, #a, a_ ? a_ : "(null)",   \
+				b_ ? b_ : "(null)");                          \
+			test_current_failed_ = 1;                             \
+		}                                                             \
 	} while (0)
 
 struct test_case {
@@ -45,25 +45,28 @@ struct test_case {
 	void (*fn)(void);
 };
 
-#define TEST_MAIN(...)                                                         \
-	int main(void)                                                         \
-	{                                                                      \
-		static const struct test_case cases[] = {__VA_ARGS__};         \
-		int passed = 0, n = sizeof(cases) / sizeof(cases[0]);          \
-		for (int i = 0; i < n; i++) {                                  \
-			test_current_failed_ = 0;                              \
-			cases[i].fn();                                         \
-			if (test_current_failed_) {                            \
-				test_failures_++;                              \
-				fprintf(stderr, "FAIL %s\n", cases[i].name);   \
-			} else {                                               \
-				passed++;                                      \
-			}                                                      \
-		}                                                              \
-		printf("%d passed, %d failed\n", passed, test_failures_);     \
-		return test_failures_ ? 1 : 0;                                 \
+#define TEST_MAIN(...)                                                       \
+	int main(void)                                                       \
+	{                                                                    \
+		static const struct test_case cases[] = { __VA_ARGS__ };     \
+		int passed = 0, n = sizeof(cases) / sizeof(cases[0]);        \
+		for (int i = 0; i < n; i++) {                                \
+			test_current_failed_ = 0;                            \
+			cases[i].fn();                                       \
+			if (test_current_failed_) {                          \
+				test_failures_++;                            \
+				fprintf(stderr, "FAIL %s\n", cases[i].name); \
+			} else {                                             \
+				passed++;                                    \
+			}                                                    \
+		}                                                            \
+		printf("%d passed, %d failed\n", passed, test_failures_);    \
+		return test_failures_ ? 1 : 0;                               \
 	}
 
-#define TEST(fn) {#fn, fn}
+#define TEST(fn)        \
+	{               \
+#fn, fn \
+	}
 
 #endif

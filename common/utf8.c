@@ -47,4 +47,3 @@ utf8_valid(const char *s)
 	}
 	return true;
 }
-

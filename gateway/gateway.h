@@ -43,6 +43,7 @@ struct gw_config {
 	const char *store_url;
 	const char *presence_url;
 	const char *presence_pub; /* presence's PresenceUpdate publisher */
+	const char *pusher_url;	  /* device registration (parley-pusher) */
 	const char *secret;
 	int auth_timeout_ms;
 	int max_frame;
@@ -100,6 +101,7 @@ enum gw_inbox_kind {
 	GW_IN_PRESENCE,
 	GW_IN_PRESENCE_LOOKUP, /* subs.c: a lookup for SubscribePresence */
 	GW_IN_PRESENCE_PUB,    /* subs.c: a PresenceUpdate with user states */
+	GW_IN_PUSHER,	       /* device.c: the pusher's answer */
 };
 
 struct gw_inbox_item {
@@ -145,6 +147,8 @@ struct gateway {
 	lws_sorted_usec_list_t presence_sul;
 	/* Presence subscriptions (subs.c). */
 	struct gw_subs *subs;
+	/* Device registration (device.c). */
+	nng_socket pusher;
 	struct gw_metrics *m;
 };
 
@@ -254,6 +258,13 @@ void subs_subscribe(struct gw_session *s, const Parley__V1__ClientFrame *f);
 void subs_drop(struct gw_session *s);
 /* GW_IN_PRESENCE_LOOKUP and GW_IN_PRESENCE_PUB items (service thread). */
 void subs_on_inbox(struct gateway *gw, struct gw_inbox_item *it);
+
+/* device.c: RegisterDevice / UnregisterDevice go to the pusher over NNG
+ * request/reply (a Command); its Ok or Error comes back as GW_IN_PUSHER. */
+int device_open(struct gateway *gw);
+void device_close(struct gateway *gw);
+void device_forward(struct gw_session *s, Parley__V1__ClientFrame *f);
+void device_on_reply(struct gateway *gw, struct gw_inbox_item *it);
 
 int64_t gw_now_ms(void);
 

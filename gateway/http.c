@@ -52,8 +52,8 @@ http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 	const char *type;
 	int status = http_route(gw, uri, h, &type);
 
-	if (lws_add_http_common_headers(wsi, (unsigned int)status, type,
-					h->len, &p, end) ||
+	if (lws_add_http_common_headers(wsi, (unsigned int)status, type, h->len,
+					&p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lws_callback_on_writable(wsi);

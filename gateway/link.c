@@ -283,6 +283,9 @@ inbox_handle(struct gateway *gw, struct gw_inbox_item *it)
 	case GW_IN_PRESENCE_PUB:
 		subs_on_inbox(gw, it);
 		break;
+	case GW_IN_PUSHER:
+		device_on_reply(gw, it);
+		break;
 	}
 }
 

@@ -62,6 +62,7 @@ gw_config(struct gw_config *c)
 				     "tcp://127.0.0.1:7401");
 	c->presence_pub =
 		config_url("PARLEY_PRESENCE_PUB", "tcp://127.0.0.1:7402");
+	c->pusher_url = config_url("PARLEY_PUSHER_URL", "tcp://127.0.0.1:7501");
 	c->secret = config_secret("PARLEY_JWT_SECRET", 32);
 	c->auth_timeout_ms = (int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000,
 					     100, 600000);

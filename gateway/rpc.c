@@ -93,7 +93,8 @@ rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
 {
 	nng_msg *m;
 
-	nng_msg_alloc(&m, parley__internal__v1__store_request__get_packed_size(req));
+	nng_msg_alloc(
+		&m, parley__internal__v1__store_request__get_packed_size(req));
 	parley__internal__v1__store_request__pack(req, nng_msg_body(m));
 	rpc_call(gw, gw->store, GW_IN_STORE_REPLY, s->id, request_id, m);
 }
@@ -105,7 +106,8 @@ rpc_reply(struct gw_session *s, uint64_t request_id,
 	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
 
 	f.request_id = request_id;
-	if (rep->reply_case == PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_RESULT) {
+	if (rep->reply_case ==
+	    PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_RESULT) {
 		f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_SYNC_RESULT;
 		f.sync_result = rep->sync_result;
 	} else if (rep->reply_case ==
@@ -135,7 +137,8 @@ rpc_welcome_rooms(struct gw_session *s, Parley__Internal__V1__StoreReply *rep)
 			   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
 		rooms = rep->room_list;
 		rep->room_list = NULL;
-		rep->reply_case = PARLEY__INTERNAL__V1__STORE_REPLY__REPLY__NOT_SET;
+		rep->reply_case =
+			PARLEY__INTERNAL__V1__STORE_REPLY__REPLY__NOT_SET;
 	}
 	session_on_rooms(s, rooms);
 }
@@ -189,8 +192,8 @@ static void presence_kick(struct gateway *gw);
 static void
 on_presence_timer(lws_sorted_usec_list_t *sul)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway,
-					      presence_sul);
+	struct gateway *gw =
+		lws_container_of(sul, struct gateway, presence_sul);
 
 	presence_kick(gw);
 	lws_sul_schedule(gw->ctx, 0, &gw->presence_sul, on_presence_timer,
@@ -331,7 +334,8 @@ presence_kick(struct gateway *gw)
 	r.gateway = (char *)gw->cfg.nng_listen;
 	r.up = xcalloc(n + 1, sizeof(*r.up));
 	r.down = xcalloc(n + 1, sizeof(*r.down));
-	p->flight_ids = xrealloc(p->flight_ids, (n + 1) * sizeof(*p->flight_ids));
+	p->flight_ids =
+		xrealloc(p->flight_ids, (n + 1) * sizeof(*p->flight_ids));
 	p->n_flight = 0;
 	if (p->need_full)
 		presence_fill_full(gw, &r, ss);
@@ -341,7 +345,9 @@ presence_kick(struct gateway *gw)
 	p->need_full = false;
 	q.req_case = PARLEY__INTERNAL__V1__PRESENCE_REQUEST__REQ_REPORT;
 	q.report = &r;
-	nng_msg_alloc(&m, parley__internal__v1__presence_request__get_packed_size(&q));
+	nng_msg_alloc(
+		&m,
+		parley__internal__v1__presence_request__get_packed_size(&q));
 	parley__internal__v1__presence_request__pack(&q, nng_msg_body(m));
 	p->in_flight = true;
 	rpc_call(gw, p->sock, GW_IN_PRESENCE, "", 0, m);
@@ -387,7 +393,8 @@ presence_on_reply(struct gateway *gw, struct gw_inbox_item *it)
 	}
 	if (rep->epoch != p->epoch) {
 		if (p->epoch)
-			LOG_INFO("gateway.presence_restart", "presence "
+			LOG_INFO("gateway.presence_restart",
+				 "presence "
 				 "restarted: reporting every session again");
 		p->need_full = p->epoch != 0 || p->need_full;
 		p->epoch = rep->epoch;

@@ -341,6 +341,10 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 	case PARLEY__V1__CLIENT_FRAME__MSG_SUBSCRIBE_PRESENCE:
 		subs_subscribe(s, f);
 		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_REGISTER_DEVICE:
+	case PARLEY__V1__CLIENT_FRAME__MSG_UNREGISTER_DEVICE:
+		device_forward(s, f);
+		break;
 	default:
 		session_error(s, f->request_id,
 			      PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,

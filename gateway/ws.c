@@ -238,7 +238,8 @@ ws_run(struct gateway *gw)
 		return -1;
 	}
 	lws_sul_schedule(gw->ctx, 0, &ws_tick_sul, on_tick, WS_TICK_US);
-	if (link_open(gw) < 0 || presence_open(gw) < 0 || subs_open(gw) < 0) {
+	if (link_open(gw) < 0 || presence_open(gw) < 0 || subs_open(gw) < 0 ||
+	    device_open(gw) < 0) {
 		LOG_ERROR("gateway.link", "cannot open NNG links");
 		return -1;
 	}
@@ -249,6 +250,7 @@ ws_run(struct gateway *gw)
 			break;
 	LOG_INFO("gateway.stop", "stopping");
 	link_close(gw);
+	device_close(gw);
 	presence_close(gw);
 	subs_close(gw);
 	inbox_close(gw);

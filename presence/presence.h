@@ -32,8 +32,8 @@
  * ms) is what last_seen_ms and since_ms report; monotonic time runs leases.
  */
 
-#define REGISTRY_MAX_ID 256   /* longest user_id / session_id */
-#define REGISTRY_MAX_URL 1024 /* longest gateway url */
+#define REGISTRY_MAX_ID	   256	/* longest user_id / session_id */
+#define REGISTRY_MAX_URL   1024 /* longest gateway url */
 #define REGISTRY_FORGET_MS (24LL * 3600 * 1000)
 
 /* A session as the caller sees it. Strings passed in are copied; those

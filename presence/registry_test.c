@@ -41,7 +41,7 @@ new_registry(struct seen *seen)
 static struct registry_session
 sess(const char *user, const char *id, const char *gw)
 {
-	struct registry_session s = {user, id, gw, 0};
+	struct registry_session s = { user, id, gw, 0 };
 
 	return s;
 }

@@ -294,8 +294,8 @@ static struct registry_session
 report_session(const Parley__Internal__V1__PresenceReport *rp,
 	       const Parley__Internal__V1__Session *s)
 {
-	struct registry_session rs = {s->user_id, s->session_id, rp->gateway,
-				      s->since_ms};
+	struct registry_session rs = { s->user_id, s->session_id, rp->gateway,
+				       s->since_ms };
 
 	return rs;
 }
@@ -600,8 +600,8 @@ static int
 presence_loop(struct presence *p)
 {
 	struct pollfd fds[2] = {
-		{.fd = p->rep_fd, .events = POLLIN},
-		{.fd = sig_fd(), .events = POLLIN},
+		{ .fd = p->rep_fd, .events = POLLIN },
+		{ .fd = sig_fd(), .events = POLLIN },
 	};
 
 	while (!sig_stopping()) {

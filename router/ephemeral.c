@@ -81,7 +81,7 @@ static void
 eph_fanout(struct router *r, struct router_part *p, const char *room,
 	   const Parley__V1__ServerFrame *f, const char *skip)
 {
-	struct eph_fan fan = {r, skip, NULL, 0};
+	struct eph_fan fan = { r, skip, NULL, 0 };
 
 	fan.len = parley__v1__server_frame__get_packed_size(f);
 	fan.frame = xmalloc(fan.len ? fan.len : 1);
@@ -207,12 +207,13 @@ eph_online_gw(void *ctx, const char *gateway, char **users, size_t n)
 
 static void
 eph_room_presence(struct router *r, struct router_part *p,
-		  struct fold_room *room, const Parley__Internal__V1__Command *c)
+		  struct fold_room *room,
+		  const Parley__Internal__V1__Command *c)
 {
 	Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
 	Parley__V1__RoomPresence rp = PARLEY__V1__ROOM_PRESENCE__INIT;
-	struct eph_online o = {.list = map_count(&room->members) <=
-				       (size_t)r->cfg.presence_room_limit};
+	struct eph_online o = { .list = map_count(&room->members) <=
+					(size_t)r->cfg.presence_room_limit };
 
 	map_init(&o.seen);
 	online_each(p, room->id, eph_online_gw, &o);
@@ -256,11 +257,10 @@ eph_command(struct router *r, const Parley__Internal__V1__Command *c)
 		return; /* another router answers */
 	if (room == NULL || fold_room_member(room, c->user_id) == NULL) {
 		if (f->request_id)
-			router_error(r, c->gateway, c->session_id,
-				     f->request_id,
-				     PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
-				     "not a member of this room", false, id,
-				     NULL);
+			router_error(
+				r, c->gateway, c->session_id, f->request_id,
+				PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				"not a member of this room", false, id, NULL);
 		return;
 	}
 	if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_TYPING)
@@ -293,7 +293,8 @@ eph_user_presence(struct router *r, const char *user, bool online,
 		if (!p->owned || !online_user_rooms(p, user, &rooms, &n))
 			continue;
 		for (size_t j = 0; j < n; j++) {
-			struct fold_room *room = fold_room_get(p->fold, rooms[j]);
+			struct fold_room *room =
+				fold_room_get(p->fold, rooms[j]);
 
 			if (room && map_count(&room->members) <=
 					    (size_t)r->cfg.presence_room_limit)

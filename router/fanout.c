@@ -46,9 +46,10 @@ fanout_send(struct router *r, const char *url, struct fanout_gw *g)
 		return;
 	metric_add(r->m->dropped, 1);
 	if (g->dropped++ % 1000 == 0)
-		LOG_WARN("router.fanout_drop", "gateway %s not taking "
-			 "deliveries (%llu batches dropped)", url,
-			 (unsigned long long)g->dropped);
+		LOG_WARN("router.fanout_drop",
+			 "gateway %s not taking "
+			 "deliveries (%llu batches dropped)",
+			 url, (unsigned long long)g->dropped);
 }
 
 void

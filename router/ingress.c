@@ -4,22 +4,22 @@
 #include <errno.h>
 #include <openssl/sha.h>
 #include <stdio.h>
-#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "jwt.h"
 #include "log.h"
-#include "utf8.h"
 #include "router.h"
+#include "utf8.h"
 #include "xalloc.h"
 
-#define INGRESS_MAX_ID 128
-#define INGRESS_MAX_ROOM 256
+#define INGRESS_MAX_ID	  128
+#define INGRESS_MAX_ROOM  256
 #define INGRESS_DRAIN_MAX 256
-#define INGRESS_MAX_NAME 256
-#define INGRESS_MAX_ADD 1000
-#define INGRESS_ROOM_HEX 24
+#define INGRESS_MAX_NAME  256
+#define INGRESS_MAX_ADD	  1000
+#define INGRESS_ROOM_HEX  24
 
 /* Who to tell if the record cannot be produced. */
 struct ingress_pending {
@@ -60,13 +60,14 @@ ingress_on_delivery(void *ctx, const struct kafka_delivery *d)
 	 * a retry with the same client_msg_id is deduplicated by the fold. */
 	if (d->err) {
 		metric_add(r->m->produce_errors, 1);
-		router_error(r, p->gateway, p->session_id, p->request_id,
-			     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
-			     d->maybe_persisted
-				     ? "log write timed out; retry with the same "
-				       "client_msg_id"
-				     : "log unavailable; retry",
-			     true, p->room_id, p->client_msg_id);
+		router_error(
+			r, p->gateway, p->session_id, p->request_id,
+			PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+			d->maybe_persisted
+				? "log write timed out; retry with the same "
+				  "client_msg_id"
+				: "log unavailable; retry",
+			true, p->room_id, p->client_msg_id);
 	}
 	ingress_pending_free(p);
 }
@@ -81,8 +82,8 @@ ingress_valid_id(const char *s, size_t max)
 
 /* Stateless checks that need no room state. Returns an ErrorCode or 0. */
 static int
-ingress_check_send(const struct router *r, const Parley__Internal__V1__Command *c,
-		   const char **why)
+ingress_check_send(const struct router *r,
+		   const Parley__Internal__V1__Command *c, const char **why)
 {
 	const Parley__V1__Send *s = c->frame->send;
 	char a[JWT_SUB_MAX + 1], b[JWT_SUB_MAX + 1];
@@ -307,7 +308,7 @@ ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 	if (f == NULL || !jwt_valid_user(c->user_id) || c->gateway == NULL ||
 	    c->session_id == NULL) {
 		LOG_WARN("router.bad_command", "command without frame or "
-			 "identity dropped");
+					       "identity dropped");
 		return;
 	}
 	switch (f->msg_case) {
@@ -337,8 +338,8 @@ ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 	default:
 		router_error(r, c->gateway, c->session_id, f->request_id,
 			     PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-			     "command not supported by the router", false,
-			     NULL, NULL);
+			     "command not supported by the router", false, NULL,
+			     NULL);
 	}
 }
 

@@ -123,7 +123,7 @@ online_member_add(struct router *r, struct router_part *p, const char *room,
 		  const char *user)
 {
 	struct online_user *u = map_get(&p->user_rooms, user);
-	struct online_ctx c = {p, room, user, true};
+	struct online_ctx c = { p, room, user, true };
 
 	if (u == NULL) {
 		u = xcalloc(1, sizeof(*u));
@@ -145,7 +145,7 @@ online_member_del(struct router *r, struct router_part *p, const char *room,
 		  const char *user)
 {
 	struct online_user *u = map_get(&p->user_rooms, user);
-	struct online_ctx c = {p, room, user, false};
+	struct online_ctx c = { p, room, user, false };
 
 	for (size_t i = 0; u && i < u->n; i++)
 		if (strcmp(u->rooms[i], room) == 0) {

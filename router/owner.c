@@ -1,7 +1,8 @@
 /* Owner: folds the partitions the consumer group gave this router, in
  * partition order, then acknowledges senders and fans messages out to the
  * gateways of online members. On assignment a partition is refolded from
- * its start, silently up to the group's committed offset (docs/ARCHITECTURE.md). */
+ * its start, silently up to the group's committed offset
+ * (docs/ARCHITECTURE.md). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ on_assign(void *ctx, struct kafka_consumer *c,
 		for (int i = 0; i < parts->cnt; i++)
 			parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
 	for (int i = 0; i < parts->cnt; i++) {
-		struct router_part *p = owner_part(r, parts->elems[i].partition);
+		struct router_part *p =
+			owner_part(r, parts->elems[i].partition);
 
 		if (p == NULL)
 			continue;
@@ -42,12 +44,12 @@ on_assign(void *ctx, struct kafka_consumer *c,
 		online_init(p);
 		p->owned = true;
 		metric_add(r->m->partitions, 1);
-		p->live_from = parts->elems[i].offset < 0
-				       ? 0
-				       : parts->elems[i].offset;
-		LOG_INFO("router.assign", "partition %d: refold from start, "
-			 "live from offset %lld", parts->elems[i].partition,
-			 (long long)p->live_from);
+		p->live_from =
+			parts->elems[i].offset < 0 ? 0 : parts->elems[i].offset;
+		LOG_INFO("router.assign",
+			 "partition %d: refold from start, "
+			 "live from offset %lld",
+			 parts->elems[i].partition, (long long)p->live_from);
 		parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
 	}
 }
@@ -62,7 +64,8 @@ on_revoke(void *ctx, struct kafka_consumer *c,
 	/* Deliveries of what we folded go out before another owner starts. */
 	fanout_flush(r);
 	for (int i = 0; i < parts->cnt; i++) {
-		struct router_part *p = owner_part(r, parts->elems[i].partition);
+		struct router_part *p =
+			owner_part(r, parts->elems[i].partition);
 
 		if (p == NULL)
 			continue;
@@ -144,7 +147,7 @@ owner_fanout(struct router *r, struct router_part *p, const char *room,
 {
 	size_t n = parley__v1__server_frame__get_packed_size(f);
 	uint8_t *buf = xmalloc(n ? n : 1);
-	struct owner_fan fan = {r, buf, n};
+	struct owner_fan fan = { r, buf, n };
 
 	parley__v1__server_frame__pack(f, buf);
 	if (p)
@@ -230,8 +233,9 @@ owner_marker(struct router *r, struct router_part *p,
 		return;
 	rc.room_id = rec->room_id;
 	rc.user_id = rec->actor;
-	rc.kind = rec->marker->read ? PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_READ
-				    : PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED;
+	rc.kind = rec->marker->read
+			  ? PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_READ
+			  : PARLEY__V1__RECEIPT_KIND__RECEIPT_KIND_DELIVERED;
 	rc.seq = res->seq;
 	f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_RECEIPT;
 	f.receipt = &rc;
@@ -325,13 +329,13 @@ owner_effects(struct router *r, struct router_part *p,
 		metric_add(r->m->rejected, 1);
 		/* body is a union: post is only valid for a Post. */
 		if (o)
-			router_error(r, o->gateway, o->session_id,
-				     o->request_id, res->error, res->reason,
-				     false, rec->room_id,
-				     rec->body_case ==
-						     PARLEY__LOG__V1__RECORD__BODY_POST
-					     ? rec->post->client_msg_id
-					     : NULL);
+			router_error(
+				r, o->gateway, o->session_id, o->request_id,
+				res->error, res->reason, false, rec->room_id,
+				rec->body_case ==
+						PARLEY__LOG__V1__RECORD__BODY_POST
+					? rec->post->client_msg_id
+					: NULL);
 		return;
 	}
 	if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST)

@@ -13,9 +13,9 @@
 #include "router.h"
 #include "xalloc.h"
 
-#define REPLICA_RETRY_MS 500
+#define REPLICA_RETRY_MS   500
 #define REPLICA_TIMEOUT_MS 2000
-#define REPLICA_DRAIN_MAX 256
+#define REPLICA_DRAIN_MAX  256
 
 struct replica_gw {
 	char *gateway;
@@ -176,9 +176,10 @@ replica_load(struct replica *rp, const Parley__Internal__V1__PresenceReply *rep)
 	rp->epoch = rep->epoch;
 	rp->version = rep->version;
 	rp->stale = false;
-	LOG_INFO("router.presence_snapshot", "presence snapshot: %zu sessions "
-		 "at version %llu", rep->n_sessions,
-		 (unsigned long long)rep->version);
+	LOG_INFO("router.presence_snapshot",
+		 "presence snapshot: %zu sessions "
+		 "at version %llu",
+		 rep->n_sessions, (unsigned long long)rep->version);
 }
 
 /* Take the snapshot's answer if it arrived; give up on it after a while. */
@@ -194,8 +195,8 @@ replica_collect(struct replica *rp, int64_t now_ms)
 		return;
 	}
 	rp->asking = false;
-	rep = parley__internal__v1__presence_reply__unpack(
-		NULL, nng_msg_len(m), nng_msg_body(m));
+	rep = parley__internal__v1__presence_reply__unpack(NULL, nng_msg_len(m),
+							   nng_msg_body(m));
 	nng_msg_free(m);
 	if (rep == NULL)
 		return;

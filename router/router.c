@@ -76,8 +76,9 @@ router_metrics(void)
 				       "Sends recognised as retries (G2).");
 	m.rejected = metrics_counter("parley_router_rejected_total",
 				     "Records the fold rejected.");
-	m.deliveries = metrics_counter("parley_router_deliveries_total",
-				       "Recipients named in fan-out deliveries.");
+	m.deliveries =
+		metrics_counter("parley_router_deliveries_total",
+				"Recipients named in fan-out deliveries.");
 	m.batches = metrics_counter("parley_router_batches_total",
 				    "NNG messages sent to gateways.");
 	m.dropped = metrics_counter("parley_router_dropped_batches_total",
@@ -121,21 +122,22 @@ router_open(struct router *r)
 
 	r->m = router_metrics();
 	map_init(&r->gateways);
-	rc = kafka_ensure_topic(r->cfg.brokers, r->cfg.topic,
-				r->cfg.partitions, 60000);
+	rc = kafka_ensure_topic(r->cfg.brokers, r->cfg.topic, r->cfg.partitions,
+				60000);
 	if (rc < 0)
 		return rc;
-	r->producer = kafka_producer_new(r->cfg.brokers,
-					 r->cfg.delivery_timeout_ms,
-					 ingress_on_delivery, r);
+	r->producer =
+		kafka_producer_new(r->cfg.brokers, r->cfg.delivery_timeout_ms,
+				   ingress_on_delivery, r);
 	if (r->producer == NULL)
 		return -EINVAL;
-	r->n_partitions = kafka_producer_partitions(r->producer, r->cfg.topic,
-						    10000);
+	r->n_partitions =
+		kafka_producer_partitions(r->producer, r->cfg.topic, 10000);
 	if (r->n_partitions <= 0 || r->n_partitions > ROUTER_MAX_PARTITIONS) {
-		LOG_ERROR("router.partitions", "topic %s has %d partitions "
-			  "(at most %d)", r->cfg.topic, r->n_partitions,
-			  ROUTER_MAX_PARTITIONS);
+		LOG_ERROR("router.partitions",
+			  "topic %s has %d partitions "
+			  "(at most %d)",
+			  r->cfg.topic, r->n_partitions, ROUTER_MAX_PARTITIONS);
 		return -EINVAL;
 	}
 	eph_init(r);
@@ -156,11 +158,11 @@ static void
 router_wait(struct router *r, int timeout_ms)
 {
 	struct pollfd fds[5] = {
-		{.fd = sig_fd(), .events = POLLIN},
-		{.fd = kafka_producer_fd(r->producer), .events = POLLIN},
-		{.fd = kafka_consumer_fd(r->consumer), .events = POLLIN},
-		{.fd = -1, .events = POLLIN},
-		{.fd = -1, .events = POLLIN},
+		{ .fd = sig_fd(), .events = POLLIN },
+		{ .fd = kafka_producer_fd(r->producer), .events = POLLIN },
+		{ .fd = kafka_consumer_fd(r->consumer), .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
 	};
 
 	bus_recv_fd(r->ingress, &fds[3].fd);
@@ -196,8 +198,8 @@ router_settle(struct router *r)
 	int64_t end = router_now_ms() + ROUTER_SETTLE_MS;
 
 	while (r->consumer && router_now_ms() < end) {
-		struct pollfd p = {.fd = kafka_consumer_fd(r->consumer),
-				   .events = POLLIN};
+		struct pollfd p = { .fd = kafka_consumer_fd(r->consumer),
+				    .events = POLLIN };
 
 		poll(&p, 1, 50);
 		owner_drain(r);

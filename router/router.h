@@ -156,12 +156,12 @@ void fanout_flush(struct router *r);
 void fanout_close(struct router *r);
 
 /* Reply to one session (ack, error): encodes f and queues it. */
-void router_reply(struct router *r, const char *gateway,
-		  const char *session_id, const Parley__V1__ServerFrame *f);
+void router_reply(struct router *r, const char *gateway, const char *session_id,
+		  const Parley__V1__ServerFrame *f);
 /* Error reply to one session. */
-void router_error(struct router *r, const char *gateway,
-		  const char *session_id, uint64_t request_id, int code,
-		  const char *msg, bool retryable, const char *room_id,
+void router_error(struct router *r, const char *gateway, const char *session_id,
+		  uint64_t request_id, int code, const char *msg,
+		  bool retryable, const char *room_id,
 		  const char *client_msg_id);
 
 int64_t router_now_ms(void);

@@ -67,10 +67,10 @@ test_utf8_valid(void)
 	CHECK(utf8_valid(""));
 	CHECK(utf8_valid("hello"));
 	CHECK(utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
-	CHECK(!utf8_valid("\xc3"));	      /* truncated */
-	CHECK(!utf8_valid("\xc0\xaf"));	      /* overlong */
-	CHECK(!utf8_valid("\xe0\x80\xaf"));     /* overlong */
-	CHECK(!utf8_valid("\xed\xa0\x80"));     /* surrogate */
+	CHECK(!utf8_valid("\xc3"));		/* truncated */
+	CHECK(!utf8_valid("\xc0\xaf"));		/* overlong */
+	CHECK(!utf8_valid("\xe0\x80\xaf"));	/* overlong */
+	CHECK(!utf8_valid("\xed\xa0\x80"));	/* surrogate */
 	CHECK(!utf8_valid("\xf4\x90\x80\x80")); /* > U+10FFFF */
 	CHECK(!utf8_valid("\xff"));
 	CHECK(!utf8_valid("ok\x80"));

@@ -28,6 +28,10 @@ static const char main_usage[] =
 	"  typing --as USER ROOM [--stop] say the user types (or stopped)\n"
 	"  presence --as USER USER...     print presence states and changes\n"
 	"  receipts --as USER ROOM SEQ    how many got and read message SEQ\n"
+	"  device add --as USER PLATFORM TOKEN\n"
+	"                                 register a push target (fcm, apns,\n"
+	"                                 webhook)\n"
+	"  device remove --as USER TOKEN  unregister a push target\n"
 	"\n"
 	"Options of every command but token:\n"
 	"  --as USER       speak as USER with a token signed by\n"
@@ -55,6 +59,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "rooms", cmd_rooms },	      { "read", cmd_read },
 	{ "room", cmd_room },	      { "typing", cmd_typing },
 	{ "presence", cmd_presence }, { "receipts", cmd_receipts },
+	{ "device", cmd_device },
 };
 
 static bool
