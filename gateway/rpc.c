@@ -111,6 +111,10 @@ rpc_reply(struct gw_session *s, uint64_t request_id,
 		f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_SYNC_RESULT;
 		f.sync_result = rep->sync_result;
 	} else if (rep->reply_case ==
+		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_ROOMS_RESULT) {
+		f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_SYNC_ROOMS_RESULT;
+		f.sync_rooms_result = rep->sync_rooms_result;
+	} else if (rep->reply_case ==
 		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
 		f.msg_case = PARLEY__V1__SERVER_FRAME__MSG_ROOM_LIST;
 		f.room_list = rep->room_list;

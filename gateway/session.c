@@ -299,6 +299,10 @@ session_query(struct gw_session *s, Parley__V1__ClientFrame *f)
 	if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_SYNC) {
 		req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC;
 		req.sync = f->sync;
+	} else if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_SYNC_ROOMS) {
+		req.req_case =
+			PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC_ROOMS;
+		req.sync_rooms = f->sync_rooms;
 	} else if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_HISTORY) {
 		req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY;
 		req.history = f->history;
@@ -320,6 +324,7 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 			      "already authenticated", false);
 		break;
 	case PARLEY__V1__CLIENT_FRAME__MSG_SYNC:
+	case PARLEY__V1__CLIENT_FRAME__MSG_SYNC_ROOMS:
 	case PARLEY__V1__CLIENT_FRAME__MSG_HISTORY:
 	case PARLEY__V1__CLIENT_FRAME__MSG_LIST_ROOMS:
 		session_query(s, f);

@@ -21,6 +21,7 @@
 #define RPC_LIMIT_MAX	  1000
 /* Room events one Sync page carries at most (see docs/PROTOCOL.md). */
 #define RPC_EVENTS_MAX 1000
+#define RPC_SYNC_ROOMS_MAX 100
 
 struct rpc_worker {
 	nng_ctx ctx;
@@ -90,23 +91,38 @@ rpc_sync_result(const char *room_id, uint64_t last_seq)
 	return rep;
 }
 
+static void
+rpc_sync_result_free(Parley__V1__SyncResult *sr)
+{
+	free(sr->room_id);
+	db_messages_free(sr->messages, sr->n_messages);
+	db_events_free(sr->events, sr->n_events);
+	free(sr);
+}
+
 void
 rpc_reply_free(Parley__Internal__V1__StoreReply *rep)
 {
 	if (rep == NULL)
 		return;
+	if (rep->reply_case ==
+	    PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_ROOMS_RESULT) {
+		Parley__V1__SyncRoomsResult *all = rep->sync_rooms_result;
+
+		for (size_t i = 0; i < all->n_results; i++)
+			rpc_sync_result_free(all->results[i]);
+		free(all->results);
+		free(all);
+		free(rep);
+		return;
+	}
 	if (rep->reply_case == PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR) {
 		free(rep->error->message);
 		free(rep->error->room_id);
 		free(rep->error);
 	} else if (rep->reply_case ==
 		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_RESULT) {
-		free(rep->sync_result->room_id);
-		db_messages_free(rep->sync_result->messages,
-				 rep->sync_result->n_messages);
-		db_events_free(rep->sync_result->events,
-			       rep->sync_result->n_events);
-		free(rep->sync_result);
+		rpc_sync_result_free(rep->sync_result);
 	} else if (rep->reply_case ==
 		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
 		db_rooms_free(rep->room_list->rooms, rep->room_list->n_rooms);
@@ -367,6 +383,62 @@ rpc_list_rooms(struct db *db, const char *user)
 	return rep;
 }
 
+static bool
+rpc_unavailable(const Parley__Internal__V1__StoreReply *rep)
+{
+	return rep->reply_case ==
+		       PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR &&
+	       rep->error->code ==
+		       PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+}
+
+/* Launch sync: each room as a Sync of its own. A room the user may not
+ * read is left out; the store being unavailable fails the whole request
+ * (retryable). */
+static Parley__Internal__V1__StoreReply *
+rpc_sync_rooms(struct db *db, struct cache *cache, const char *user,
+	       const Parley__V1__SyncRooms *req)
+{
+	Parley__V1__SyncRoomsResult *all;
+	Parley__Internal__V1__StoreReply *rep;
+
+	if (req->n_rooms > RPC_SYNC_ROOMS_MAX)
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+				 "at most 100 rooms per SyncRooms", false,
+				 NULL);
+	all = xcalloc(1, sizeof(*all));
+	parley__v1__sync_rooms_result__init(all);
+	all->results = xcalloc(req->n_rooms + 1, sizeof(*all->results));
+	for (size_t i = 0; i < req->n_rooms; i++) {
+		Parley__Internal__V1__StoreReply *one;
+
+		if (!utf8_valid(req->rooms[i]->room_id))
+			continue;
+		one = rpc_sync(db, cache, user, req->rooms[i]);
+		if (rpc_unavailable(one)) {
+			rep = one;
+			one = rpc_reply_new();
+			one->reply_case =
+				PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_ROOMS_RESULT;
+			one->sync_rooms_result = all;
+			rpc_reply_free(one);
+			return rep;
+		}
+		if (one->reply_case ==
+		    PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_RESULT) {
+			all->results[all->n_results++] = one->sync_result;
+			one->reply_case =
+				PARLEY__INTERNAL__V1__STORE_REPLY__REPLY__NOT_SET;
+		}
+		rpc_reply_free(one);
+	}
+	rep = rpc_reply_new();
+	rep->reply_case =
+		PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_SYNC_ROOMS_RESULT;
+	rep->sync_rooms_result = all;
+	return rep;
+}
+
 /* The room a request names, or NULL for ListRooms. */
 static const char *
 rpc_room_of(const Parley__Internal__V1__StoreRequest *req)
@@ -389,19 +461,12 @@ rpc_dispatch(struct db *db, struct cache *cache,
 		return rpc_history(db, req->user_id, req->history);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS:
 		return rpc_list_rooms(db, req->user_id);
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC_ROOMS:
+		return rpc_sync_rooms(db, cache, req->user_id, req->sync_rooms);
 	default:
 		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
 				 "unknown store request", false, NULL);
 	}
-}
-
-static bool
-rpc_unavailable(const Parley__Internal__V1__StoreReply *rep)
-{
-	return rep->reply_case ==
-		       PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ERROR &&
-	       rep->error->code ==
-		       PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
 }
 
 Parley__Internal__V1__StoreReply *

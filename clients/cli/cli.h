@@ -154,6 +154,7 @@ int cmd_token(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
 int cmd_rooms(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 int cmd_room(int argc, char **argv);

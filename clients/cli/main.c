@@ -15,6 +15,8 @@ static const char main_usage[] =
 	"  listen --as USER               print pushed events, confirm\n"
 	"                                 delivery of messages\n"
 	"  history --as USER ROOM         print a room's messages\n"
+	"  sync --as USER [--all]         launch sync: every room's missed\n"
+	"                                 messages, few round trips\n"
 	"  rooms --as USER                print the user's rooms\n"
 	"  read --as USER ROOM SEQ        move the user's read marker\n"
 	"  room create --as USER --name NAME MEMBER...\n"
@@ -55,7 +57,7 @@ struct main_cmd {
 
 static const struct main_cmd main_cmds[] = {
 	{ "token", cmd_token },	      { "send", cmd_send },
-	{ "listen", cmd_listen },     { "history", cmd_history },
+	{ "listen", cmd_listen },     { "history", cmd_history }, { "sync", cmd_sync },
 	{ "rooms", cmd_rooms },	      { "read", cmd_read },
 	{ "room", cmd_room },	      { "typing", cmd_typing },
 	{ "presence", cmd_presence }, { "receipts", cmd_receipts },
