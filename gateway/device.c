@@ -31,7 +31,8 @@ device_forward(struct gw_session *s, Parley__V1__ClientFrame *f)
 	c.session_id = s->id;
 	c.gateway = (char *)s->gw->cfg.nng_listen;
 	c.frame = f;
-	if (nng_msg_alloc(&m, parley__internal__v1__command__get_packed_size(&c)) != 0) {
+	if (nng_msg_alloc(&m, parley__internal__v1__command__get_packed_size(
+				      &c)) != 0) {
 		session_error(s, f->request_id,
 			      PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL,
 			      "out of memory", true);
@@ -58,7 +59,8 @@ device_on_reply(struct gateway *gw, struct gw_inbox_item *it)
 		session_send_pb(s, f);
 	} else {
 		if (it->msg)
-			LOG_WARN("gateway.pusher_reply", "undecodable pusher answer");
+			LOG_WARN("gateway.pusher_reply",
+				 "undecodable pusher answer");
 		session_error(s, it->request_id,
 			      PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
 			      "push registry unavailable; retry", true);

@@ -47,8 +47,9 @@ device_parse(struct cli_session *s, struct device_args *a, int argc,
 			return rc;
 	}
 	if ((size_t)(argc - optind) != want)
-		return cli_usage(s->cmd, a->add ? "give PLATFORM and DEVICE_TOKEN"
-						: "give DEVICE_TOKEN");
+		return cli_usage(s->cmd,
+				 a->add ? "give PLATFORM and DEVICE_TOKEN"
+					: "give DEVICE_TOKEN");
 	if (a->add)
 		a->platform = argv[optind++];
 	a->token = argv[optind];
@@ -111,7 +112,8 @@ cmd_device(int argc, char **argv)
 	struct cli_session s;
 	int rc;
 
-	if (argc < 2 || (strcmp(argv[1], "add") && strcmp(argv[1], "remove"))) {
+	if (argc < 2 ||
+	    (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "remove") != 0)) {
 		bool help = argc >= 2 && (!strcmp(argv[1], "--help") ||
 					  !strcmp(argv[1], "-h"));
 

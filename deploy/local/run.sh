@@ -26,6 +26,7 @@ export PARLEY_ROUTERS="$(nng 7201),$(nng 7202)"
 export PARLEY_STORE_LISTEN=$(nng 7301) PARLEY_STORE_URL=$(nng 7301)
 export PARLEY_PRESENCE_LISTEN=$(nng 7401) PARLEY_PRESENCE_URL=$(nng 7401)
 export PARLEY_PRESENCE_PUB=$(nng 7402)
+export PARLEY_PUSHER_LISTEN=$(nng 7501) PARLEY_PUSHER_URL=$(nng 7501)
 export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
 
 stopping=0
@@ -75,6 +76,7 @@ deploy/local/pg.sh start "$var/pg" "$pg_port"
 
 run presence PARLEY_HTTP_PORT=$((9401 + o)) "$bin/parley-presence"
 run store PARLEY_HTTP_PORT=$((9301 + o)) "$bin/parley-store"
+run pusher PARLEY_HTTP_PORT=$((9501 + o)) "$bin/parley-pusher"
 run router1 PARLEY_ROUTER_LISTEN="$(nng 7201)" PARLEY_HTTP_PORT=$((9201 + o)) \
 	"$bin/parley-router"
 run router2 PARLEY_ROUTER_LISTEN="$(nng 7202)" PARLEY_HTTP_PORT=$((9202 + o)) \
