@@ -30,6 +30,13 @@ want = {"dm:alice:bob": [(i, f"a{i}") for i in range(1, 521)],
 assert rooms == want, {r: len(v) for r, v in rooms.items()}
 print(f"launch sync: {len(got)} missed messages in 3 rooms, one past a page")
 PY
+unread() { # unread ROOM: bob's unread count there
+	parley rooms --as bob | python3 -c 'import json,sys
+for l in sys.stdin:
+    r = json.loads(l)
+    if r["room_id"] == sys.argv[1]: print(r["unread"])' "$1"
+}
+[ "$(unread dm:alice:bob)" = 520 ] || fail "unread before reading: $(unread dm:alice:bob)"
 parley read --as bob dm:alice:bob 520 >/dev/null || fail "read"
 parley read --as bob dm:bob:dave 3 >/dev/null || fail "read"
 parley read --as bob "$g" 5 >/dev/null || fail "read"
@@ -39,6 +46,8 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 [ ! -s "$T/sync2.out" ] || fail "after reading, sync printed $(wc -l <"$T/sync2.out") lines"
+[ "$(unread dm:alice:bob)" = 0 ] || fail "unread after reading: $(unread dm:alice:bob)"
+echo "unread 520 before, 0 after reading; nothing left to sync"
 parley send --as carol "$g" "g6" >/dev/null || fail "g6"
 parley room leave --as bob "$g" >/dev/null || fail "leave"
 parley send --as carol "$g" "g7" >/dev/null || fail "g7"
