@@ -17,7 +17,8 @@ on_router_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct gateway *gw = arg;
 
 	(void)p;
-	__atomic_add_fetch(&gw->router_pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
+	__atomic_add_fetch(&gw->router_pipes,
+			   ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
 			   __ATOMIC_RELAXED);
 }
 
@@ -160,8 +161,10 @@ on_flush(lws_sorted_usec_list_t *sul)
 	link_flush_eph(gw);
 	/* A lost batch shows as a timeout to its clients, which retry. */
 	if (m && (rc = bus_send(gw->routers, m, true)) < 0)
-		LOG_WARN("gateway.router_send", "no router took a command "
-			 "batch: %s", strerror(-rc));
+		LOG_WARN("gateway.router_send",
+			 "no router took a command "
+			 "batch: %s",
+			 strerror(-rc));
 }
 
 static void
@@ -258,7 +261,8 @@ link_deliveries(struct gateway *gw, nng_msg *m)
 			parley__internal__v1__delivery__unpack(NULL, len, item);
 
 		if (d == NULL) {
-			LOG_WARN("gateway.bad_delivery", "undecodable delivery");
+			LOG_WARN("gateway.bad_delivery",
+				 "undecodable delivery");
 			continue;
 		}
 		link_delivery(gw, d);

@@ -36,14 +36,15 @@ gw_metrics(void)
 				      "Payload bytes written to clients.");
 	m.commands = metrics_counter("parley_gateway_commands_total",
 				     "Commands forwarded to routers.");
-	m.deliveries = metrics_counter("parley_gateway_deliveries_total",
-				       "Recipients named in router deliveries.");
+	m.deliveries =
+		metrics_counter("parley_gateway_deliveries_total",
+				"Recipients named in router deliveries.");
 	m.closes_slow = metrics_counter(
 		"parley_gateway_closes_total{reason=\"too_slow\"}",
 		"Connections closed by the gateway.");
-	m.closes_auth = metrics_counter(
-		"parley_gateway_closes_total{reason=\"auth\"}",
-		"Connections closed by the gateway.");
+	m.closes_auth =
+		metrics_counter("parley_gateway_closes_total{reason=\"auth\"}",
+				"Connections closed by the gateway.");
 	m.closes_bad = metrics_counter(
 		"parley_gateway_closes_total{reason=\"bad_input\"}",
 		"Connections closed by the gateway.");
@@ -55,26 +56,27 @@ gw_config(struct gw_config *c)
 {
 	c->bind = config_str("PARLEY_GATEWAY_BIND", "127.0.0.1");
 	c->port = (int)config_int("PARLEY_GATEWAY_PORT", 8080, 1, 65535);
-	c->nng_listen = config_url("PARLEY_GATEWAY_NNG", "tcp://127.0.0.1:7101");
+	c->nng_listen =
+		config_url("PARLEY_GATEWAY_NNG", "tcp://127.0.0.1:7101");
 	c->routers = config_str("PARLEY_ROUTERS", "tcp://127.0.0.1:7201");
 	c->store_url = config_url("PARLEY_STORE_URL", "tcp://127.0.0.1:7301");
-	c->presence_url = config_url("PARLEY_PRESENCE_URL",
-				     "tcp://127.0.0.1:7401");
+	c->presence_url =
+		config_url("PARLEY_PRESENCE_URL", "tcp://127.0.0.1:7401");
 	c->presence_pub =
 		config_url("PARLEY_PRESENCE_PUB", "tcp://127.0.0.1:7402");
 	c->pusher_url = config_url("PARLEY_PUSHER_URL", "tcp://127.0.0.1:7501");
 	c->secret = config_secret("PARLEY_JWT_SECRET", 32);
-	c->auth_timeout_ms = (int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000,
-					     100, 600000);
+	c->auth_timeout_ms =
+		(int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000, 100, 600000);
 	c->max_frame = (int)config_int("PARLEY_MAX_FRAME", 64 * 1024 + 512,
 				       1024, 16 << 20);
-	c->outq_max = (int)config_int("PARLEY_OUTQ_MAX", 1 << 20, 4096,
-				      1 << 30);
+	c->outq_max =
+		(int)config_int("PARLEY_OUTQ_MAX", 1 << 20, 4096, 1 << 30);
 	c->ping_s = (int)config_int("PARLEY_PING_S", 25, 1, 3600);
-	c->pong_timeout_s = (int)config_int("PARLEY_PONG_TIMEOUT_S", 60, 2,
-					    7200);
-	c->rpc_timeout_ms = (int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100,
-					    120000);
+	c->pong_timeout_s =
+		(int)config_int("PARLEY_PONG_TIMEOUT_S", 60, 2, 7200);
+	c->rpc_timeout_ms =
+		(int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100, 120000);
 	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
 	c->drain_batch = (int)config_int("PARLEY_DRAIN_BATCH", 500, 1, 1000000);
 }

@@ -9,7 +9,7 @@
 #include "sig.h"
 #include "xalloc.h"
 
-#define WS_TICK_US (200 * LWS_US_PER_MS)
+#define WS_TICK_US   (200 * LWS_US_PER_MS)
 #define WS_TOKEN_MAX 8192
 
 static lws_sorted_usec_list_t ws_tick_sul;
@@ -52,8 +52,8 @@ callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 static void
 on_auth_deadline(lws_sorted_usec_list_t *sul)
 {
-	struct gw_session *s = lws_container_of(sul, struct gw_session,
-						auth_sul);
+	struct gw_session *s =
+		lws_container_of(sul, struct gw_session, auth_sul);
 
 	if (s->state == GW_AUTH_WAIT)
 		session_close(s, GW_CLOSE_AUTH_TIMEOUT,
@@ -147,8 +147,8 @@ ws_on_writable(struct gw_session *s)
 }
 
 static int
-callback_parley(struct lws *wsi, enum lws_callback_reasons reason,
-		void *user, void *in, size_t len)
+callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		void *in, size_t len)
 {
 	struct gw_session *s = user;
 
@@ -174,10 +174,10 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason,
 }
 
 static const struct lws_protocols ws_protocols[] = {
-	{"http", callback_http, sizeof(struct gw_http), 0, 0, NULL, 0},
-	{"parley.v1", callback_parley, sizeof(struct gw_session), 65536, 0,
-	 NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+	{ "http", callback_http, sizeof(struct gw_http), 0, 0, NULL, 0 },
+	{ "parley.v1", callback_parley, sizeof(struct gw_session), 65536, 0,
+	  NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
 static void

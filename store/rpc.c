@@ -20,7 +20,7 @@
 #define RPC_LIMIT_DEFAULT 100
 #define RPC_LIMIT_MAX	  1000
 /* Room events one Sync page carries at most (see docs/PROTOCOL.md). */
-#define RPC_EVENTS_MAX 1000
+#define RPC_EVENTS_MAX	   1000
 #define RPC_SYNC_ROOMS_MAX 100
 
 struct rpc_worker {

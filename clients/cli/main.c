@@ -57,11 +57,11 @@ struct main_cmd {
 
 static const struct main_cmd main_cmds[] = {
 	{ "token", cmd_token },	      { "send", cmd_send },
-	{ "listen", cmd_listen },     { "history", cmd_history }, { "sync", cmd_sync },
-	{ "rooms", cmd_rooms },	      { "read", cmd_read },
-	{ "room", cmd_room },	      { "typing", cmd_typing },
-	{ "presence", cmd_presence }, { "receipts", cmd_receipts },
-	{ "device", cmd_device },
+	{ "listen", cmd_listen },     { "history", cmd_history },
+	{ "sync", cmd_sync },	      { "rooms", cmd_rooms },
+	{ "read", cmd_read },	      { "room", cmd_room },
+	{ "typing", cmd_typing },     { "presence", cmd_presence },
+	{ "receipts", cmd_receipts }, { "device", cmd_device },
 };
 
 static bool
