@@ -138,6 +138,9 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	PARLEY_BUILD=build/asan ASAN_OPTIONS=detect_leaks=1 tests/run.sh
 
+# The benchmark harness (issue 5): make bench-tools, bench-quick, bench.
+include tests/bench/bench.mk
+
 clean:
 	rm -rf build
 
