@@ -22,6 +22,8 @@ packages=(
 # only ask Debian for them when the commands are missing.
 command -v java >/dev/null || packages+=(default-jre-headless)
 command -v mvn >/dev/null || packages+=(maven)
+# npm fetches buf for `make proto-lint` (part of `make test`).
+command -v npm >/dev/null || packages+=(npm)
 
 is_installed() {
 	[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
