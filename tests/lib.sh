@@ -180,6 +180,24 @@ history_until() {
 	return 0
 }
 
+# wait_online ROOM USER...: until the room's owner router counts every USER
+# online (a client's "listening" can precede the router hearing of it by a
+# moment; a message in that moment is only repaired by a later one).
+wait_online() {
+	local room=$1 out
+	shift
+	for _ in $(seq 100); do
+		out=$(parley room online --as "$1" "$room" 2>/dev/null) || true
+		local ok=1 u
+		for u in "$@"; do
+			[[ $out == *"\"$u\""* ]] || ok=0
+		done
+		[ "$ok" = 1 ] && return 0
+		sleep 0.1
+	done
+	fail "router never saw $* online in $room"
+}
+
 wsclient() {
 	python3 "$TOOLS/wsclient.py" "$@"
 }

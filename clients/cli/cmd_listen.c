@@ -486,6 +486,20 @@ listen_on_reply(struct listen *l, const Parley__V1__ServerFrame *f)
 
 static int64_t listen_deadline(const struct listen *l);
 
+/* A room event says which message seq it follows: one we have not seen
+ * (missed live, e.g. just before our presence reached the router) is a
+ * gap like any other. */
+static void
+listen_on_room_event(struct listen *l, const Parley__V1__RoomEvent *ev)
+{
+	struct listen_room *r = listen_find(l, ev->room_id);
+
+	if (r == NULL)
+		r = listen_add(l, ev->room_id, 0);
+	if (ev->seq > r->last && !r->sync_req && r->retry_at < 0)
+		listen_sync(l, r);
+}
+
 static int
 listen_on_frame(void *arg, const Parley__V1__ServerFrame *f)
 {
@@ -506,6 +520,11 @@ listen_on_frame(void *arg, const Parley__V1__ServerFrame *f)
 	case PARLEY__V1__SERVER_FRAME__MSG_RECEIPT:
 		if (!listen_own_echo(l, f->receipt) && event_push(&l->j, f))
 			listen_emit_json(l);
+		break;
+	case PARLEY__V1__SERVER_FRAME__MSG_ROOM_EVENT:
+		if (event_push(&l->j, f))
+			listen_emit_json(l);
+		listen_on_room_event(l, f->room_event);
 		break;
 	default:
 		if (event_push(&l->j, f))

@@ -21,6 +21,7 @@ for u in bob carol; do
 done
 wait_file_line "$T/bob.err" listening 20
 wait_file_line "$T/carol.err" listening 20
+wait_online "$room" bob carol
 
 parley send --as alice "$room" "one" >/dev/null || fail "send one"
 parley room remove --as bob "$room" alice >"$T/bob-removes.out" 2>&1 &&

@@ -40,6 +40,7 @@ PARLEY_URL=$(url 2) parley listen --as dave --timeout 20 >"$T/dave.out" 2>"$T/da
 PARLEY_URL=$(url 2) parley listen --as carol --timeout 20 >"$T/carol.out" 2>"$T/carol.err" &
 wait_file_line "$T/dave.err" listening 20
 wait_file_line "$T/carol.err" listening 20
+wait_online "$room" dave carol
 parley send --as alice "$room" "team news" >/dev/null || fail "send group"
 wait_file_line "$T/dave.out" '"team news"' 10
 wait_file_line "$T/carol.out" '"team news"' 10
