@@ -12,7 +12,7 @@ SAN      ?=
 CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 $(OPT) $(SAN) -pthread
-LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lm -pthread
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lev -lm -pthread
 
 GEN       = $(BUILD)/gen
 PROTOS    = parley/v1/client.proto parley/log/v1/record.proto \

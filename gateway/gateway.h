@@ -48,12 +48,16 @@ struct gw_config {
 	int auth_timeout_ms;
 	int max_frame;
 	int outq_max;
+	int sndbuf; /* SO_SNDBUF of client sockets (0: the kernel's) */
 	int ping_s;
 	int pong_timeout_s;
 	int rpc_timeout_ms;
 	int drain_ms;	 /* how long in-flight requests get at shutdown */
 	int drain_batch; /* sessions closed per tick while draining */
+	int loop;	 /* GW_LOOP_EPOLL (libev) or GW_LOOP_POLL */
 };
+
+enum { GW_LOOP_EPOLL, GW_LOOP_POLL };
 
 /* A frame shared by every session it goes to: encoded once, with
  * LWS_PRE bytes of headroom before data for the WebSocket header. */
@@ -168,6 +172,8 @@ void http_release(struct gw_http *h);
 int ws_run(struct gateway *gw);
 /* Ask the service thread to write (or close) this session. */
 void ws_wake(struct gw_session *s);
+/* Write f now if nothing waits before it; false when it must be queued. */
+bool ws_write_now(struct gw_session *s, struct gw_frame *f);
 
 /* drain.c: graceful stop. Readiness goes false and new connections are
  * refused at once; sessions are closed in batches with 1001 once their

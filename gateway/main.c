@@ -54,6 +54,8 @@ gw_metrics(void)
 static void
 gw_config(struct gw_config *c)
 {
+	static const char *const loops[] = { "epoll", "poll", NULL };
+
 	c->bind = config_str("PARLEY_GATEWAY_BIND", "127.0.0.1");
 	c->port = (int)config_int("PARLEY_GATEWAY_PORT", 8080, 1, 65535);
 	c->nng_listen =
@@ -72,6 +74,7 @@ gw_config(struct gw_config *c)
 				       1024, 16 << 20);
 	c->outq_max =
 		(int)config_int("PARLEY_OUTQ_MAX", 1 << 20, 4096, 1 << 30);
+	c->sndbuf = (int)config_int("PARLEY_SNDBUF", 128 * 1024, 0, 64 << 20);
 	c->ping_s = (int)config_int("PARLEY_PING_S", 25, 1, 3600);
 	c->pong_timeout_s =
 		(int)config_int("PARLEY_PONG_TIMEOUT_S", 60, 2, 7200);
@@ -79,6 +82,7 @@ gw_config(struct gw_config *c)
 		(int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100, 120000);
 	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
 	c->drain_batch = (int)config_int("PARLEY_DRAIN_BATCH", 500, 1, 1000000);
+	c->loop = config_choice("PARLEY_GATEWAY_LOOP", GW_LOOP_EPOLL, loops);
 }
 
 int

@@ -126,9 +126,9 @@ router_open(struct router *r)
 				60000);
 	if (rc < 0)
 		return rc;
-	r->producer =
-		kafka_producer_new(r->cfg.brokers, r->cfg.delivery_timeout_ms,
-				   ingress_on_delivery, r);
+	r->producer = kafka_producer_new_errors_only(r->cfg.brokers,
+						     r->cfg.delivery_timeout_ms,
+						     ingress_on_delivery, r);
 	if (r->producer == NULL)
 		return -EINVAL;
 	r->n_partitions =
