@@ -3,6 +3,7 @@
 //
 //	parley-k8s-check manifests [-external NAME,...] RENDERED.yaml
 //	parley-k8s-check dockerfile Dockerfile deps.sh
+//	parley-k8s-check check metrics <METRICS      (promtool's check, see promlint.go)
 //
 // manifests decodes every object of a `kustomize build` strictly into the
 // Kubernetes API types (unknown fields rejected), checks the Strimzi and
@@ -36,6 +37,12 @@ func main() {
 	}
 	var p problems
 	switch os.Args[1] {
+	case "check":
+		if len(os.Args) != 3 || os.Args[2] != "metrics" {
+			fmt.Fprintln(os.Stderr, "usage: parley-k8s-check check metrics <METRICS")
+			os.Exit(2)
+		}
+		os.Exit(promlintMain(os.Stdin))
 	case "manifests":
 		fs := flag.NewFlagSet("manifests", flag.ExitOnError)
 		external := fs.String("external", "", "Secrets made outside the manifests (comma-separated)")

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Builds the Go tools of tests/k8s once into ~/.cache/parley/k8s-tools/bin
-# and prints that folder. Go modules come from the module proxy (versions
-# pinned here and in go.mod/go.sum); later runs reuse the binaries.
-#   tests/k8s/tools.sh manifests    kustomize and parley-k8s-check
-#   tests/k8s/tools.sh promtool     promtool
+# Builds the Go tools of tests/k8s once into ~/.cache/parley/k8s-tools/bin.
+# Go modules come from the module proxy (versions pinned here and in
+# go.mod/go.sum); later runs reuse the binaries.
+#   tests/k8s/tools.sh manifests    builds kustomize and parley-k8s-check,
+#                                   prints their folder
+#   tests/k8s/tools.sh promtool     prints a program that runs as
+#                                   `PROGRAM check metrics <FILE`
+# promtool: real promtool (Prometheus PROMETHEUS_VERSION) when it is built
+# already or PARLEY_PROMTOOL=build asks for it (about 8 CPU minutes and
+# 500 MB of modules: it carries all of Prometheus); else parley-k8s-check,
+# whose `check metrics` runs the same code, client_golang's promlint
+# (tests/k8s/promlint.go).
 set -euo pipefail
 
 KUSTOMIZE_VERSION=v5.7.1
@@ -33,11 +40,18 @@ manifests)
 	fi
 	;;
 promtool)
-	if ! built promtool $PROMETHEUS_VERSION; then
-		echo "k8s-tools: building promtool $PROMETHEUS_VERSION (a few minutes, once)" >&2
+	if [ "${PARLEY_PROMTOOL:-}" = build ] && ! built promtool $PROMETHEUS_VERSION; then
+		echo "k8s-tools: building promtool $PROMETHEUS_VERSION (minutes, once)" >&2
 		GOBIN=$bin go install github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION >&2
 		stamp promtool $PROMETHEUS_VERSION
 	fi
+	if built promtool $PROMETHEUS_VERSION; then
+		echo "$bin/promtool"
+	else
+		"$here/tools.sh" manifests >/dev/null
+		echo "$bin/parley-k8s-check"
+	fi
+	exit 0
 	;;
 *)
 	echo "usage: $0 manifests|promtool" >&2
