@@ -19,7 +19,14 @@ PROMETHEUS_VERSION=v0.316.0
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PARLEY_CACHE:-$HOME/.cache/parley}/k8s-tools/bin
 mkdir -p "$bin"
-export GOFLAGS=-mod=mod
+export GOFLAGS=-buildvcs=false
+# Go is not a Debian package here (Debian 12's is too old for k8s.io/api):
+# the machine's own toolchain, where the polyglot image puts it.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
+command -v go >/dev/null || {
+	echo "k8s-tools: no go command (Go 1.24 or newer is needed)" >&2
+	exit 1
+}
 
 # A stamp beside each binary says which version (or source hash) built it.
 built() { [ -x "$bin/$1" ] && [ "$(cat "$bin/$1.version" 2>/dev/null)" = "$2" ]; }
@@ -35,7 +42,7 @@ manifests)
 	src=$(cat "$here"/*.go "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-16)
 	if ! built parley-k8s-check "$src"; then
 		echo "k8s-tools: building parley-k8s-check" >&2
-		(cd "$here" && go build -o "$bin/parley-k8s-check" .) >&2
+		(cd "$here" && go build -mod=readonly -o "$bin/parley-k8s-check" .) >&2
 		stamp parley-k8s-check "$src"
 	fi
 	;;
