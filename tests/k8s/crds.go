@@ -7,20 +7,20 @@ package main
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 type anyMap = map[string]any
 
 type strimziListener struct {
-	Name                 string                             `json:"name"`
-	Port                 int                                `json:"port"`
-	Type                 string                             `json:"type"`
-	TLS                  bool                               `json:"tls"`
-	Authentication       anyMap                             `json:"authentication,omitempty"`
-	Configuration        anyMap                             `json:"configuration,omitempty"`
-	NetworkPolicyPeers   []networkingv1.NetworkPolicyPeer   `json:"networkPolicyPeers,omitempty"`
+	Name               string                           `json:"name"`
+	Port               int                              `json:"port"`
+	Type               string                           `json:"type"`
+	TLS                bool                             `json:"tls"`
+	Authentication     anyMap                           `json:"authentication,omitempty"`
+	Configuration      anyMap                           `json:"configuration,omitempty"`
+	NetworkPolicyPeers []networkingv1.NetworkPolicyPeer `json:"networkPolicyPeers,omitempty"`
 }
 
 type strimziKafka struct {
