@@ -1120,7 +1120,8 @@ class Harness:
     def report(self, problems, counts, elapsed):
         a = self.args
         mode = ("control" + (" --unsafe" if a.unsafe else "")) if a.control \
-            else ("short" if a.short else f"long {a.minutes} min")
+            else ("short" if a.short else "scale" if a.scale
+                  else f"long {a.minutes} min")
         print()
         print(f"==== fault harness report ({mode}, seed {a.seed}, "
               f"{elapsed:.0f} s) ====")
