@@ -101,6 +101,11 @@ soak: deps all
 integration: all
 	@tests/run.sh --integration-only
 
+# Kubernetes manifests and the Dockerfile, offline (deploy/README.md).
+.PHONY: k8s-check
+k8s-check:
+	@tests/k8s/check.sh
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	@deploy/local/run.sh

@@ -33,6 +33,7 @@ struct gw_metrics {
 	struct metric *connections, *sessions, *frames_in, *frames_out;
 	struct metric *bytes_out, *commands, *deliveries, *closes_slow;
 	struct metric *closes_auth, *closes_bad;
+	struct metric *sends, *e2e_latency, *delivery_batch;
 };
 
 struct gw_config {

@@ -19,6 +19,10 @@ gw_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const double GW_BATCH_BOUNDS[] = { 1,  2,   4,	8,   16,   32,
+					  64, 128, 256, 512, 1024, 4096 };
+#define GW_BATCH_BOUNDS_N (sizeof(GW_BATCH_BOUNDS) / sizeof(GW_BATCH_BOUNDS[0]))
+
 static struct gw_metrics *
 gw_metrics(void)
 {
@@ -48,6 +52,16 @@ gw_metrics(void)
 	m.closes_bad = metrics_counter(
 		"parley_gateway_closes_total{reason=\"bad_input\"}",
 		"Connections closed by the gateway.");
+	m.sends = metrics_counter("parley_gateway_sends_total",
+				  "Send commands forwarded to routers.");
+	m.e2e_latency = metrics_histogram(
+		"parley_gateway_e2e_latency_seconds",
+		"Time from a message's append to the log to its delivery here.",
+		METRICS_LATENCY_BOUNDS, METRICS_LATENCY_BOUNDS_N);
+	m.delivery_batch = metrics_histogram(
+		"parley_gateway_delivery_batch_size",
+		"Deliveries per NNG message received from routers.",
+		GW_BATCH_BOUNDS, GW_BATCH_BOUNDS_N);
 	return &m;
 }
 
