@@ -147,7 +147,7 @@ function renderRooms(): void {
 
 /** ✓ acknowledged; ✓✓ delivered to the others; blue ✓✓ read by them. */
 function ticks(c: ConvState, m: Shown): [string, string] {
-  if (m.pending || !m.seq) return ["pending", "🕓"];
+  if (m.pending || !m.seq) return ["pending", "○"];
   const others = new Set([...c.delivered.keys(), ...c.read.keys()]);
   others.delete(me);
   const peer = current.startsWith("dm:") ? dmPeer(current) : "";

@@ -301,8 +301,11 @@ export class ParleyClient extends Emitter<ClientEvents> {
     try {
       token = await this.token();
     } catch (err) {
-      this.lastClose = { code: 4001, reason: `token callback failed: ${err}` };
-      this.setStatus("closed");
+      // Fetching a token can fail for the same reasons connecting can
+      // (the server is down): try again with backoff.
+      if (this.closing) return;
+      this.lastClose = { code: 0, reason: `no token: ${err}` };
+      this.scheduleReconnect();
       return;
     }
     if (this.closing) return;
