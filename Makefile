@@ -98,7 +98,7 @@ test: deps
 soak: deps all
 	tests/fault/fault.sh --long --minutes $(or $(SOAK_MINUTES),30)
 
-integration: all
+integration: all web
 	@tests/run.sh --integration-only
 
 run: deps

@@ -85,6 +85,7 @@ web_read(const char *dir, const char *uri, struct gw_http *h)
 		return false;
 	h->body = xmalloc((size_t)st.st_size + 1);
 	h->len = fread(h->body, 1, (size_t)st.st_size, f);
+	h->body[h->len] = '\0'; /* text assets: also a C string */
 	fclose(f);
 	return true;
 }

@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 make -C "$root" --no-print-directory -s web BUILD="${PARLEY_BUILD:-build}" >"$T/make-web.log" 2>&1 ||
 	{ cat "$T/make-web.log" >&2; fail "make web failed"; }
 start_stack
-export T GW_PORT_1 GW_NNG_1 GW_PORT_2 ROUTER_URLS PARLEY_BIN
+export T GW_PORT_1 GW_NNG_1 GW_PORT_2 GW_NNG_2 ROUTER_URLS PARLEY_BIN
 cd "$root/clients/web"
 timeout 240 node --test test/sdk.test.mjs 2>&1 | tee "$T/node-test.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "SDK tests failed (see above)"

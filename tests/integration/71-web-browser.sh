@@ -16,7 +16,7 @@ export PARLEY_WEB_ARTEFACTS=${PARLEY_WEB_ARTEFACTS:-$root/$build/test-artefacts/
 rm -rf "$PARLEY_WEB_ARTEFACTS"
 export PARLEY_GATEWAY_WEB_DIR="$root/$build/web" PARLEY_DEV_TOKENS=1
 start_stack
-export T GW_PORT_1 GW_NNG_1 GW_PORT_2 ROUTER_URLS PARLEY_BIN
+export T GW_PORT_1 GW_NNG_1 GW_PORT_2 GW_NNG_2 ROUTER_URLS PARLEY_BIN
 cd "$root/clients/web"
 timeout 300 node --test test/browser.test.mjs 2>&1 | tee "$T/node-test.log"
 echo "screenshots: $PARLEY_WEB_ARTEFACTS"

@@ -1,7 +1,7 @@
 // The parley demo page: sign in as anyone (dev tokens), rooms with unread
 // badges and presence dots, conversations with ✓ / ✓✓ / blue ✓✓, typing,
 // history, groups, and the connection state. Everything goes through the SDK.
-import { ParleyClient } from "../src/index.js";
+import { ParleyClient, sseTransport, websocketTransport } from "../src/index.js";
 import type { ChatMessage, ConnectionState, RoomInfo } from "../src/index.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string) =>
@@ -101,7 +101,7 @@ function renderConn(s: ConnectionState): void {
   const el = $("#conn");
   el.dataset.status = s.status;
   el.dataset.transport = s.transport;
-  const how = s.transport === "websocket" ? "WebSocket" : s.transport;
+  const how = s.transport === "websocket" ? "WebSocket" : s.transport === "sse" ? "SSE + POST (fallback)" : s.transport;
   const text: Record<string, string> = {
     idle: "not connected",
     connecting: `connecting (${how})…`,
@@ -294,7 +294,12 @@ function start(user: string): void {
   ($("#signin") as HTMLElement).hidden = true;
   ($("#app") as HTMLElement).hidden = false;
   ($("#signout") as HTMLButtonElement).hidden = false;
-  const c = new ParleyClient({ url: wsUrl, token: () => fetchToken(user) });
+  // ?transport=sse forces the fallback (SSE + POST), ?transport=websocket
+  // WebSocket only; by default WebSocket first, the fallback when it fails.
+  const only = params.get("transport");
+  const transports =
+    only === "sse" ? [sseTransport()] : only === "websocket" ? [websocketTransport()] : undefined;
+  const c = new ParleyClient({ url: wsUrl, token: () => fetchToken(user), transports });
   client = c;
   c.on("state", (s) => {
     renderConn(s);

@@ -47,6 +47,7 @@ import type {
   ReceiptSummary,
   SendAck,
 } from "./types.js";
+import { sseTransport } from "./sse.js";
 import { websocketTransport } from "./websocket.js";
 
 type ClientFrameInit = MessageInitShape<typeof ClientFrameSchema>;
@@ -61,7 +62,7 @@ export interface ClientOptions {
   url: string | string[];
   /** A token, or a callback asked before every connection attempt. */
   token: string | TokenCallback;
-  /** Transports in order of preference (default: WebSocket only). */
+  /** Transports in order of preference (default: WebSocket, then SSE + POST). */
   transports?: TransportFactory[];
   /** Backoff bounds in ms (default 500 and 20000). */
   backoffMinMs?: number;
@@ -195,7 +196,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
   private tIndex = 0;
   private tFailures = 0;
   private probe: Transport | null = null;
-  private probeTimer?: ReturnType<typeof setInterval>;
+  private probeTimer?: ReturnType<typeof setTimeout>;
   private initial = true;
   private rooms = new Map<string, RoomState>();
   private sends = new Map<string, PendingSend>();
@@ -208,7 +209,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
   constructor(options: ClientOptions) {
     super();
     this.opts = {
-      transports: [websocketTransport()],
       backoffMinMs: 500,
       backoffMaxMs: 20000,
       autoDelivered: true,
@@ -217,6 +217,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
       sendTimeoutMs: 10000,
       requestTimeoutMs: 30000,
       ...options,
+      transports: options.transports?.length
+        ? options.transports
+        : [websocketTransport(), sseTransport()],
       cursors: { ...(options.cursors ?? {}) },
     };
     this.urls = Array.isArray(options.url) ? [...options.url] : [options.url];
@@ -318,7 +321,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
         url,
         token,
         handlers: {
-          onOpen: () => this.onOpen(t, token),
+          onOpen: () => this.onOpen(t, factory.authenticated ? "" : token),
           onFrame: (b) => this.onFrame(t, b),
           onClose: (code, reason) => this.onClose(t, code, reason),
         },
@@ -334,7 +337,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   private onOpen(t: Transport, token: string): void {
     if (t !== this.t) return;
-    this.write({ case: "auth", value: { token } }, this.takeRequestId());
+    if (token) this.write({ case: "auth", value: { token } }, this.takeRequestId());
     this.welcomeTimer = setTimeout(
       () => t.close(4003, "no Welcome"),
       WELCOME_TIMEOUT_MS,
@@ -379,11 +382,22 @@ export class ParleyClient extends Emitter<ClientEvents> {
     return false;
   }
 
+  /**
+   * An attempt failed before a session came up. After fallbackAfter
+   * failures of the preferred transport the next one is tried; when a
+   * fallback fails too, the server is more likely down than WebSocket
+   * blocked, so the preferred one is tried again.
+   */
   private transportFailed(): void {
     const n = this.opts.transports.length;
-    if (n < 2 || ++this.tFailures < this.opts.fallbackAfter) return;
+    if (n < 2) return;
+    if (this.tIndex !== 0) {
+      this.tIndex = (this.tIndex + 1) % n;
+      return;
+    }
+    if (++this.tFailures < this.opts.fallbackAfter) return;
     this.tFailures = 0;
-    this.tIndex = (this.tIndex + 1) % n;
+    this.tIndex = 1;
   }
 
   private scheduleReconnect(): void {
@@ -446,12 +460,17 @@ export class ParleyClient extends Emitter<ClientEvents> {
 
   // ---- fallback probe -------------------------------------------------
 
+  /** Probe soon (a restarted gateway), then every probeEveryMs. */
   private startProbe(): void {
     if (this.probeTimer) return;
-    this.probeTimer = setInterval(() => this.probeOnce(), this.opts.probeEveryMs);
+    this.probeTimer = setTimeout(() => {
+      this.probeOnce();
+      this.probeTimer = setInterval(() => this.probeOnce(), this.opts.probeEveryMs);
+    }, Math.min(3000, this.opts.probeEveryMs));
   }
 
   private stopProbe(): void {
+    clearTimeout(this.probeTimer);
     clearInterval(this.probeTimer);
     this.probeTimer = undefined;
     this.probe?.close(1000, "probe");

@@ -48,5 +48,7 @@ export interface TransportOptions {
 /** Makes one connection attempt; the client picks the factories in order. */
 export interface TransportFactory {
   readonly kind: string;
+  /** True when connect() authenticates with opts.token itself (no Auth frame). */
+  readonly authenticated?: boolean;
   connect(opts: TransportOptions): Transport;
 }

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { fromBinary } from "@bufbuild/protobuf";
 import { ServerFrameSchema } from "../dist/gen/parley/v1/client_pb.js";
-import { websocketTransport } from "../dist/index.js";
+import { sseTransport, websocketTransport } from "../dist/index.js";
 import {
   closeAll,
   connected,
@@ -197,4 +197,90 @@ test("a refused token is terminal without a token callback", async () => {
   assert.equal(c.state.closeCode, 4001);
   await sleep(1500);
   assert.equal(c.state.status, "closed", "no reconnect");
+});
+
+// ---- the fallback transport (SSE + POST) -------------------------------
+
+/** Whether gateway n speaks the fallback transport (GET /v1/events). */
+async function hasFallback(n) {
+  const ctl = new AbortController();
+  try {
+    const res = await fetch(`http://127.0.0.1:${process.env[`GW_PORT_${n}`]}/v1/events`, {
+      signal: ctl.signal,
+    });
+    return res.status !== 404;
+  } catch {
+    return false;
+  } finally {
+    ctl.abort();
+  }
+}
+
+const NO_FALLBACK = "this gateway has no fallback transport (GET /v1/events is 404)";
+
+test("on the fallback transport: messages, acks, receipts; a gateway killed mid-chat loses nothing", async (t) => {
+  if (!(await hasFallback(2))) return t.skip(NO_FALLBACK);
+  const room = dm("alice6", "bob6");
+  let got;
+  const bob = await connected("bob6", [gwUrl(2)], { transports: [sseTransport()] }, (c) => (got = record(c)));
+  assert.equal(bob.state.transport, "sse");
+  let agot;
+  const alice = await connected("alice6", [gwUrl(1)], {}, (c) => (agot = record(c)));
+  const receipts = [];
+  alice.on("receipt", (r) => r.userId === "bob6" && receipts.push(r));
+  const acks = [];
+  for (let i = 1; i <= 5; i++) acks.push(alice.send(room, `s${i}`).acked);
+  await Promise.all(acks);
+  await until(() => (got.seqs.get(room) ?? []).length >= 5, 20000, "bob (SSE) has five");
+  await until(() => receipts.some((r) => r.kind === "delivered" && r.seq === 5), 10000, "delivered 5");
+  // bob's gateway dies; both sides go on; it comes back.
+  killGateway(2);
+  await until(() => bob.state.status === "reconnecting", 20000, "bob notices");
+  for (let i = 6; i <= 10; i++) acks.push(alice.send(room, `s${i}`).acked);
+  const bobAcks = [1, 2, 3].map((i) => bob.send(room, `b${i}`).acked);
+  await restartGateway(2);
+  const all = [...(await Promise.all(acks)), ...(await Promise.all(bobAcks))];
+  assert.deepEqual(all.map((a) => a.seq).sort((a, b) => a - b), range(13), "13 acks, seqs 1..13");
+  await until(() => (got.seqs.get(room) ?? []).length >= 13, 20000, "bob has all");
+  await until(() => (agot.seqs.get(room) ?? []).length >= 8, 20000, "alice has bob's");
+  await sleep(300);
+  assert.deepEqual(got.seqs.get(room), range(13), "bob: each once, in order");
+  assert.equal(bob.state.transport, "sse");
+  bob.markRead(room, 13);
+  await until(() => receipts.some((r) => r.kind === "read" && r.seq === 13), 10000, "read 13");
+});
+
+test("WebSocket blocked: the SDK falls back by itself and returns when it can", async (t) => {
+  if (!(await hasFallback(1))) return t.skip(NO_FALLBACK);
+  const room = dm("alice7", "bob7");
+  let blocked = true;
+  const ws = websocketTransport(WebSocket);
+  const blockable = {
+    kind: "websocket",
+    connect(opts) {
+      // A blocked network: the WebSocket goes nowhere.
+      return ws.connect(blocked ? { ...opts, url: "ws://127.0.0.1:9/" } : opts);
+    },
+  };
+  let got;
+  const bob = await connected(
+    "bob7",
+    [gwUrl(1)],
+    { transports: [blockable, sseTransport()], probeEveryMs: 1000, backoffMaxMs: 500 },
+    (c) => (got = record(c)),
+  );
+  assert.equal(bob.state.transport, "sse", "fell back to SSE");
+  const alice = await connected("alice7", [gwUrl(2)]);
+  await alice.send(room, "over sse").acked;
+  await until(() => (got.seqs.get(room) ?? []).length >= 1, 20000, "bob gets it over SSE");
+  blocked = false;
+  await until(
+    () => bob.state.transport === "websocket" && bob.state.status === "open",
+    20000,
+    "back on WebSocket",
+  );
+  await alice.send(room, "over websocket").acked;
+  await until(() => (got.seqs.get(room) ?? []).length >= 2, 20000, "bob gets it over WebSocket");
+  await sleep(300);
+  assert.deepEqual(got.seqs.get(room), [1, 2]);
 });
