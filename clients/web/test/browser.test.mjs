@@ -162,3 +162,47 @@ test("a group: create it, add people, talk", async () => {
   await shows(bob, ["welcome to the team"]);
   await shot(bob, "09-bob-in-group");
 });
+
+test("the same conversation with one side forced onto the fallback transport (SSE + POST)", async (t) => {
+  const probe = await fetch(`${page2}v1/events`).catch(() => null);
+  if (!probe || probe.status === 404)
+    return t.skip("this gateway has no fallback transport (GET /v1/events is 404)");
+  await probe.body?.cancel();
+  const erin = await signIn(page1, "erin");
+  const frank = await signIn(`${page2}?transport=sse`, "frank");
+  assert.equal(await frank.getAttribute("#conn", "data-transport"), "sse");
+  const droom = "dm:erin:frank";
+  await erin.fill("#new-chat input[name=peer]", "frank");
+  await erin.click("#new-chat button");
+  await send(erin, "hello frank");
+  await erin.waitForSelector(".msg.mine .ticks.delivered, .msg.mine .ticks.read", { timeout: T });
+  await frank.waitForSelector(`#rooms li[data-room="${droom}"] .badge:text("1")`, { timeout: T });
+  await frank.click(`#rooms li[data-room="${droom}"]`);
+  await shows(frank, ["hello frank"]);
+  await erin.waitForSelector(".msg.mine .ticks.read", { timeout: T });
+  await frank.type("#composer input[name=body]", "hi er", { delay: 30 });
+  await erin.waitForFunction(
+    () => document.querySelector("#typing")?.textContent?.includes("frank is typing"),
+    null,
+    { timeout: T },
+  );
+  await frank.fill("#composer input[name=body]", "hi erin");
+  await frank.click("#send");
+  await shows(erin, ["hi erin"]);
+  await shot(frank, "10-frank-on-sse");
+  // frank's gateway restarts mid-chat.
+  killGateway(2);
+  await frank.waitForSelector('#conn[data-status="reconnecting"]', { timeout: T });
+  await send(frank, "frank while down");
+  await send(erin, "erin while frank is away");
+  await restartGateway(2);
+  await frank.waitForSelector('#conn[data-status="open"][data-transport="sse"]', { timeout: 40000 });
+  const all = ["hello frank", "hi erin", "frank while down", "erin while frank is away"];
+  await shows(frank, all);
+  await shows(erin, all);
+  await frank.reload();
+  await frank.waitForSelector('#conn[data-status="open"][data-transport="sse"]', { timeout: T });
+  await shows(frank, all);
+  for (const p of [erin, frank]) assert.equal((await bodies(p)).length, all.length, "each once");
+  await shot(frank, "11-frank-on-sse-after-restart");
+});
