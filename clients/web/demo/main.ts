@@ -32,6 +32,13 @@ const convs = new Map<string, ConvState>();
 const presence = new Map<string, boolean>();
 const typing = new Map<string, Map<string, number>>(); // room -> user -> until
 let renderQueued = false;
+const watched = new Set<string>(); // users whose presence dots we show
+
+function watchPeer(peer: string): void {
+  watched.add(peer);
+  if (client?.state.status === "open")
+    void client.subscribePresence([...watched]).catch(() => {});
+}
 
 // ---- storage: who is signed in (per tab) and unacknowledged sends ------
 
@@ -304,13 +311,16 @@ function start(user: string): void {
   c.on("state", (s) => {
     renderConn(s);
     if (s.status === "open") {
-      const peers = c.roomList().filter((r) => r.roomId.startsWith("dm:")).map((r) => dmPeer(r.roomId));
-      if (peers.length) void c.subscribePresence(peers).catch(() => {});
+      for (const r of c.roomList()) if (r.roomId.startsWith("dm:")) watched.add(dmPeer(r.roomId));
+      if (watched.size) void c.subscribePresence([...watched]).catch(() => {});
       // History may have moved on while we were away.
       if (current) void refreshReceipts(current);
     }
   });
-  c.on("room", () => schedule());
+  c.on("room", (r) => {
+    if (r.roomId.startsWith("dm:") && !watched.has(dmPeer(r.roomId))) watchPeer(dmPeer(r.roomId));
+    schedule();
+  });
   c.on("message", (m) => {
     addMessage(m);
     if (m.roomId === current) readVisible();
@@ -406,9 +416,7 @@ function wire(): void {
     if (!peer || peer === me) return;
     f.reset();
     void openRoom(dmRoom(peer));
-    void client?.subscribePresence([
-      ...new Set([...presence.keys(), peer]),
-    ]).catch(() => {});
+    watchPeer(peer);
   });
   $("#new-group-form").addEventListener("submit", async (e) => {
     e.preventDefault();

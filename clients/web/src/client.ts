@@ -440,7 +440,6 @@ export class ParleyClient extends Emitter<ClientEvents> {
     this.authFailures = 0;
     this.tFailures = 0;
     this.tokenReason = "reconnect";
-    this.setStatus("open");
     this.adopt(w.rooms);
     if (!w.roomsComplete) void this.listRooms().catch(() => {});
     for (const s of this.sends.values()) this.writeSend(s);
@@ -456,6 +455,8 @@ export class ParleyClient extends Emitter<ClientEvents> {
     }
     if (this.tIndex !== 0) this.startProbe();
     else this.stopProbe();
+    // Last, so that listeners see the rooms of this Welcome.
+    this.setStatus("open");
   }
 
   // ---- fallback probe -------------------------------------------------

@@ -115,6 +115,7 @@ test("a reload keeps the history", async () => {
   await bob.reload();
   await bob.waitForSelector('#conn[data-status="open"]', { timeout: T });
   await shows(bob, ["hello bob", "hi alice"]);
+  await bob.waitForSelector(`#rooms li[data-room="${room}"] .dot.online`, { timeout: T });
   await shot(bob, "05-bob-after-reload");
 });
 
@@ -203,6 +204,7 @@ test("the same conversation with one side forced onto the fallback transport (SS
   await frank.reload();
   await frank.waitForSelector('#conn[data-status="open"][data-transport="sse"]', { timeout: T });
   await shows(frank, all);
+  await frank.waitForSelector(`#rooms li[data-room="${droom}"] .dot.online`, { timeout: T });
   for (const p of [erin, frank]) assert.equal((await bodies(p)).length, all.length, "each once");
   await shot(frank, "11-frank-on-sse-after-restart");
 });
