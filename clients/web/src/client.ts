@@ -122,6 +122,8 @@ interface RoomState {
   dlvTimer?: ReturnType<typeof setTimeout>;
   readWant: number;
   readSent: number;
+  /** The server's unread count covers messages up to this seq. */
+  counted: number;
 }
 
 function randomId(): string {
@@ -752,6 +754,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       dlvLast: 0,
       readWant: 0,
       readSent: 0,
+      counted: start,
     };
     this.rooms.set(roomId, r);
     return r;
@@ -783,6 +786,7 @@ export class ParleyClient extends Emitter<ClientEvents> {
       i.lastSeq = Math.max(i.lastSeq, last);
       i.readSeq = Math.max(i.readSeq, Number(s.readSeq));
       i.unread = Number(s.unread);
+      r.counted = Math.max(r.counted, last);
       i.deliveredSeq = Math.max(i.deliveredSeq, Number(s.deliveredSeq));
       i.member = true;
       if (last > i.cursor && !r.syncReq) this.sync(r);
@@ -807,8 +811,9 @@ export class ParleyClient extends Emitter<ClientEvents> {
   /** Hand m to the app: it is the room's next message. */
   private deliver(r: RoomState, m: ChatMessage, fromSync: boolean): void {
     r.info.cursor = m.seq;
-    if (m.senderId !== this.welcome?.userId && m.seq > r.info.readSeq)
+    if (m.senderId !== this.welcome?.userId && m.seq > r.info.readSeq && m.seq > r.counted)
       r.info.unread++;
+    if (m.seq > r.counted) r.counted = m.seq;
     this.emit("message", { ...m, fromSync });
     this.emit("room", { ...r.info });
     if (this.opts.autoDelivered && m.seq > r.dlvWant) {
