@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
-import { env, killGateway, restartGateway } from "./helpers.mjs";
+import { closeAll, connected, env, killGateway, restartGateway } from "./helpers.mjs";
 
 const shots = env("PARLEY_WEB_ARTEFACTS");
 mkdirSync(shots, { recursive: true });
@@ -72,6 +72,7 @@ before(async () => {
 });
 
 after(async () => {
+  closeAll();
   await browser?.close();
 });
 
@@ -207,4 +208,28 @@ test("the same conversation with one side forced onto the fallback transport (SS
   await frank.waitForSelector(`#rooms li[data-room="${droom}"] .dot.online`, { timeout: T });
   for (const p of [erin, frank]) assert.equal((await bodies(p)).length, all.length, "each once");
   await shot(frank, "11-frank-on-sse-after-restart");
+});
+
+test("scrolling back loads older history", async () => {
+  // carol wrote 35 messages to gina before gina ever signed in.
+  const carol = await connected("carol", [`ws://127.0.0.1:${env("GW_PORT_2")}/`]);
+  const acks = [];
+  for (let i = 1; i <= 35; i++) acks.push(carol.send("dm:carol:gina", `old ${i}`).acked);
+  await Promise.all(acks);
+  carol.close();
+  const gina = await signIn(page1, "gina");
+  // The store follows the log: wait until the room list has all 35.
+  await gina.waitForSelector('#rooms li[data-room="dm:carol:gina"] .badge:text("35")', { timeout: T });
+  await gina.click('#rooms li[data-room="dm:carol:gina"]');
+  await shows(gina, ["old 35", "old 6"]);
+  assert.equal((await bodies(gina)).length, 30, "the first page is the newest 30");
+  await shot(gina, "12-gina-first-page");
+  // Scrolling to the top loads the page before.
+  await gina.$eval("#messages", (box) => {
+    box.scrollTop = 0;
+    box.dispatchEvent(new Event("scroll"));
+  });
+  await shows(gina, ["old 1", "old 5"]);
+  assert.equal((await bodies(gina)).length, 35);
+  await shot(gina, "13-gina-history-scrolled-back");
 });
