@@ -534,9 +534,15 @@ export class ParleyClient extends Emitter<ClientEvents> {
       t.close(4004, "undecodable ServerFrame");
       return;
     }
+    if (f.msg.case === "welcome") {
+      // A second Welcome on a live transport (a fallback stream that
+      // could not be resumed) starts a new session: as after a reconnect.
+      if (this.live) this.endSession();
+      this.onWelcome(f.msg.value);
+      return;
+    }
     if (!this.live) {
-      if (f.msg.case === "welcome") this.onWelcome(f.msg.value);
-      else if (f.msg.case === "error") this.emit("error", serverError(f)!);
+      if (f.msg.case === "error") this.emit("error", serverError(f)!);
       return;
     }
     this.dispatch(f);

@@ -3,6 +3,7 @@ export { ParleyClient } from "./client.js";
 export type { ClientOptions, TokenCallback, TokenReason } from "./client.js";
 export { websocketTransport } from "./websocket.js";
 export { sseTransport } from "./sse.js";
+export type { SseOptions } from "./sse.js";
 export type { WebSocketCtor, WebSocketLike } from "./websocket.js";
 export { CloseCode } from "./transport.js";
 export type {

@@ -2,9 +2,10 @@
 // gateway's server-sent events (GET /v1/events) carry ServerFrames, POST
 // /v1/send carries ClientFrames (size-delimited). Built on fetch() so it
 // works the same in browsers and Node 18+ and can send the token in an
-// Authorization header. One transport object is one session: a stream cut
-// without a close event ends it with 1006 and the client opens a new one
-// (then syncs and resends, as after any reconnect).
+// Authorization header. One transport object is one session; a stream cut
+// without a close event is resumed from its cursor (Last-Event-ID), and if
+// the gateway cannot resume it the new session's Welcome tells the client
+// to sync and resend, as after any reconnect.
 import type {
   Transport,
   TransportFactory,
@@ -38,6 +39,13 @@ function fromBase64(s: string): Uint8Array {
   return out;
 }
 
+/** What the transport needs of fetch(). */
+export type FetchFn = (url: string, init?: RequestInit) => Promise<Response>;
+
+/** Resumes of a cut stream in a row, and the pause before each. */
+const SSE_RESUME_TRIES = 3;
+const SSE_RESUME_WAIT_MS = 300;
+
 class SseTransport implements Transport {
   readonly kind = "sse";
   private abort = new AbortController();
@@ -49,11 +57,16 @@ class SseTransport implements Transport {
   private posting = false;
   private watchdog?: ReturnType<typeof setTimeout>;
   private idleMs = 35000;
+  private lastId = "";
+  private resumes = 0;
+  private fetch: FetchFn;
 
   constructor(
     private opts: TransportOptions,
     private h: TransportHandlers,
+    fetchFn?: FetchFn,
   ) {
+    this.fetch = fetchFn ?? ((url, init) => globalThis.fetch(url, init));
     void this.stream();
   }
 
@@ -71,25 +84,49 @@ class SseTransport implements Transport {
     this.watchdog = setTimeout(() => this.finish(1006, "event stream silent"), this.idleMs);
   }
 
+  /**
+   * Keep the stream going: a stream cut without a close event is resumed
+   * with the last cursor (Last-Event-ID), a few times in a row at most; the
+   * gateway answers with the frames after it (resumed) or a new session
+   * whose Welcome the client takes as a reconnect.
+   */
   private async stream(): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      const why = await this.streamOnce();
+      if (why === null || this.closed) return;
+      if (!this.opened || !this.lastId || this.resumes >= SSE_RESUME_TRIES)
+        return this.finish(1006, why);
+      this.resumes++;
+      await new Promise((r) => setTimeout(r, SSE_RESUME_WAIT_MS));
+      if (this.closed) return;
+    }
+  }
+
+  /** One GET /v1/events; null when the transport closed, else why it ended. */
+  private async streamOnce(): Promise<string | null> {
     let res: Response;
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.opts.token}`,
+      accept: "text/event-stream",
+    };
+    if (this.lastId) headers["last-event-id"] = this.lastId;
     try {
-      res = await fetch(httpUrl(this.opts.url, "/v1/events"), {
-        headers: {
-          authorization: `Bearer ${this.opts.token}`,
-          accept: "text/event-stream",
-        },
+      res = await this.fetch(httpUrl(this.opts.url, "/v1/events"), {
+        headers,
         cache: "no-store",
         signal: this.abort.signal,
       });
     } catch (err) {
-      return this.finish(1006, `event stream: ${err}`);
+      return `event stream: ${err}`;
     }
-    if (!res.ok || !res.body) return this.finish(1006, `event stream: HTTP ${res.status}`);
+    if (!res.ok || !res.body) {
+      await res.body?.cancel().catch(() => {});
+      return `event stream: HTTP ${res.status}`;
+    }
     this.alive();
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
-    let ev: { event: string; data: string } = { event: "", data: "" };
+    let ev = { event: "", data: "", id: "" };
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -102,21 +139,26 @@ class SseTransport implements Transport {
           buf = buf.slice(nl + 1);
           if (line === "") {
             if (ev.data || ev.event) this.onEvent(ev.event || "message", ev.data);
-            ev = { event: "", data: "" };
-            if (this.closed) return;
+            if (ev.id) this.lastId = ev.id;
+            ev = { event: "", data: "", id: "" };
+            if (this.closed) {
+              void reader.cancel().catch(() => {});
+              return null;
+            }
           } else if (!line.startsWith(":")) {
             const c = line.indexOf(":");
             const field = c < 0 ? line : line.slice(0, c);
             const val = c < 0 ? "" : line.slice(c + 1).replace(/^ /, "");
             if (field === "event") ev.event = val;
+            else if (field === "id") ev.id = val;
             else if (field === "data") ev.data = ev.data ? `${ev.data}\n${val}` : val;
           }
         }
       }
     } catch (err) {
-      return this.finish(1006, `event stream: ${err}`);
+      return this.closed ? null : `event stream: ${err}`;
     }
-    this.finish(1006, "event stream ended without a close event");
+    return this.closed ? null : "event stream ended without a close event";
   }
 
   private onEvent(event: string, data: string): void {
@@ -125,6 +167,7 @@ class SseTransport implements Transport {
       this.session = s.session_id;
       this.secret = s.secret;
       if (s.ping_s) this.idleMs = (2 * s.ping_s + 5) * 1000;
+      this.resumes = 0;
       if (!this.opened) {
         this.opened = true;
         this.h.onOpen();
@@ -159,7 +202,7 @@ class SseTransport implements Transport {
       }
       let res: Response;
       try {
-        res = await fetch(httpUrl(this.opts.url, "/v1/send"), {
+        res = await this.fetch(httpUrl(this.opts.url, "/v1/send"), {
           method: "POST",
           headers: {
             authorization: `Bearer ${this.opts.token}`,
@@ -198,14 +241,19 @@ class SseTransport implements Transport {
   }
 }
 
+export interface SseOptions {
+  /** The fetch to use (default: the global one). */
+  fetch?: FetchFn;
+}
+
 /** The SSE + POST fallback transport factory. */
-export function sseTransport(): TransportFactory {
+export function sseTransport(options: SseOptions = {}): TransportFactory {
   return {
     kind: "sse",
     // The token goes with the request; no Auth frame.
     authenticated: true,
     connect(opts) {
-      return new SseTransport(opts, opts.handlers);
+      return new SseTransport(opts, opts.handlers, options.fetch);
     },
   };
 }

@@ -293,3 +293,48 @@ test("WebSocket blocked: the SDK falls back by itself and returns when it can", 
   await sleep(300);
   assert.deepEqual(got.seqs.get(room), [1, 2]);
 });
+
+test("a cut event stream is resumed from its cursor: same session, nothing lost or doubled", async (t) => {
+  if (!(await hasFallback(2))) return t.skip(NO_FALLBACK);
+  const room = dm("alice8", "bob8");
+  // The first event stream is cut (as a proxy would) after its 4th frame.
+  let streams = 0;
+  let cut = false;
+  const cutting = async (url, init) => {
+    const res = await fetch(url, init);
+    if (!url.endsWith("/v1/events") || streams++ > 0) return res;
+    const reader = res.body.getReader();
+    let frames = 0;
+    const body = new ReadableStream({
+      async pull(ctl) {
+        const { value, done } = await reader.read();
+        if (done) return ctl.close();
+        ctl.enqueue(value);
+        frames += (new TextDecoder().decode(value).match(/^data: /gm) ?? []).length;
+        if (frames >= 4 && !cut) {
+          cut = true;
+          await reader.cancel();
+          ctl.close();
+        }
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+  let got;
+  const bob = await connected(
+    "bob8",
+    [gwUrl(2)],
+    { transports: [sseTransport({ fetch: cutting })] },
+    (c) => (got = record(c)),
+  );
+  const session = bob.state.sessionId;
+  const alice = await connected("alice8", [gwUrl(1)]);
+  for (let i = 1; i <= 8; i++) await alice.send(room, `c${i}`).acked;
+  await until(() => (got.seqs.get(room) ?? []).length >= 8, 20000, "bob has eight");
+  await sleep(300);
+  assert.ok(cut, "the stream was cut");
+  assert.ok(streams >= 2, "and opened again");
+  assert.deepEqual(got.seqs.get(room), range(8));
+  assert.equal(bob.state.sessionId, session, "the same session went on");
+  assert.equal(bob.states.filter((s) => s === "reconnecting").length, 0, "no reconnect");
+});
