@@ -56,6 +56,10 @@ struct gw_config {
 	int drain_ms;	 /* how long in-flight requests get at shutdown */
 	int drain_batch; /* sessions closed per tick while draining */
 	int loop;	 /* GW_LOOP_EPOLL (libev) or GW_LOOP_POLL */
+	/* web.c: the demo page's files ("" when not served), and whether
+	 * /dev/token mints tokens (PARLEY_DEV_TOKENS). */
+	const char *web_dir;
+	int dev_tokens;
 };
 
 enum { GW_LOOP_EPOLL, GW_LOOP_POLL };
@@ -167,6 +171,13 @@ int http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 		    const char *uri);
 int http_on_writable(struct lws *wsi, struct gw_http *h);
 void http_release(struct gw_http *h);
+
+/* web.c: the demo page and dev tokens. web_route answers /dev/token when
+ * dev tokens are on and a file of the web dir that uri names: a status,
+ * with h->body and *type set; 0 for anything else. */
+void web_config_log(const struct gw_config *c);
+int web_route(struct gateway *gw, struct lws *wsi, const char *uri,
+	      struct gw_http *h, const char **type);
 
 /* ws.c: the libwebsockets side. ws_run opens the links, serves until a
  * stop signal, and closes everything; 0 or -1 when start-up failed. */

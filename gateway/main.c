@@ -97,6 +97,8 @@ gw_config(struct gw_config *c)
 	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
 	c->drain_batch = (int)config_int("PARLEY_DRAIN_BATCH", 500, 1, 1000000);
 	c->loop = config_choice("PARLEY_GATEWAY_LOOP", GW_LOOP_EPOLL, loops);
+	c->web_dir = config_str("PARLEY_GATEWAY_WEB_DIR", "");
+	c->dev_tokens = config_bool("PARLEY_DEV_TOKENS", 0);
 }
 
 int
@@ -107,6 +109,7 @@ main(void)
 
 	log_init("gateway");
 	gw_config(&gw->cfg);
+	web_config_log(&gw->cfg);
 	if (getrandom(&gw->instance, sizeof(gw->instance), 0) < 0)
 		log_fatal("gateway.random", "getrandom failed");
 	gw->m = gw_metrics();
