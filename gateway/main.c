@@ -48,6 +48,12 @@ gw_metrics(void)
 	m.closes_bad = metrics_counter(
 		"parley_gateway_closes_total{reason=\"bad_input\"}",
 		"Connections closed by the gateway.");
+	m.sse_streams = metrics_gauge("parley_gateway_sse_streams",
+				      "Open SSE event streams with a session.");
+	m.sse_resumes = metrics_counter("parley_gateway_sse_resumes_total",
+					"SSE streams that resumed a session.");
+	m.sse_posts = metrics_counter("parley_gateway_sse_posts_total",
+				      "POST /v1/send bodies handed to sessions.");
 	return &m;
 }
 
@@ -79,6 +85,13 @@ gw_config(struct gw_config *c)
 		(int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100, 120000);
 	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
 	c->drain_batch = (int)config_int("PARLEY_DRAIN_BATCH", 500, 1, 1000000);
+	c->sse_grace_ms =
+		(int)config_int("PARLEY_SSE_GRACE_MS", 10000, 0, 600000);
+	c->sse_ping_s = (int)config_int("PARLEY_SSE_PING_S", 15, 1, 3600);
+	c->sse_replay_max = (int)config_int("PARLEY_SSE_REPLAY_MAX", 256 * 1024,
+					    0, 1 << 30);
+	c->sse_post_max = (int)config_int("PARLEY_SSE_POST_MAX", 256 * 1024,
+					  1024, 64 << 20);
 }
 
 int

@@ -21,24 +21,37 @@ ws_gateway(struct lws *wsi)
 	return lws_context_user(lws_get_context(wsi));
 }
 
-void
+static void
 ws_wake(struct gw_session *s)
 {
 	lws_callback_on_writable(s->wsi);
 }
 
+static const struct gw_transport ws_transport = { "websocket", ws_wake };
+
 static int
 callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	      void *in, size_t len)
 {
+	struct gw_http *h = user;
+
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		return http_on_request(ws_gateway(wsi), wsi, user, in);
+		return http_on_request(ws_gateway(wsi), wsi, h, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		return h && h->sse ? sse_on_body(h, in, len) : 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (h && h->sse)
+			return sse_on_body_done(wsi, h);
+		break;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return http_on_writable(wsi, user);
+		return http_on_writable(wsi, h);
+	case LWS_CALLBACK_TIMER:
+		return h && h->sse ? sse_on_timer(wsi, h) : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (user)
-			http_release(user);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (h)
+			http_release(h);
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		inbox_drain(ws_gateway(wsi));
@@ -67,7 +80,8 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	const char *value;
 	int code;
 
-	session_open(gw, wsi, s);
+	s->wsi = wsi;
+	session_open(gw, &ws_transport, s);
 	/* The value starts after "token=" inside the buffer. */
 	value = lws_get_urlarg_by_name(wsi, "token=", token, WS_TOKEN_MAX);
 	if (value) {
@@ -118,10 +132,10 @@ ws_on_rx(struct gw_session *s, struct lws *wsi, const uint8_t *in, size_t len)
 static int
 ws_on_writable(struct gw_session *s)
 {
-	struct gw_qitem *q = s->head;
+	struct gw_qitem *q = session_next(s);
 	int n;
 
-	if (q == NULL || (s->state == GW_WELCOME_WAIT)) {
+	if (q == NULL) {
 		if (s->close_code == 0)
 			return 0;
 		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
@@ -129,19 +143,15 @@ ws_on_writable(struct gw_session *s)
 				 strlen(s->close_reason));
 		return -1;
 	}
-	s->head = q->next;
-	if (s->head == NULL)
-		s->tail = NULL;
-	s->queued -= q->frame->len;
 	n = lws_write(s->wsi, q->frame->buf + LWS_PRE, q->frame->len,
 		      LWS_WRITE_BINARY);
-	metric_add(s->gw->m->bytes_out, (int64_t)q->frame->len);
+	if (n >= 0)
+		session_wrote(s, q);
 	frame_unref(q->frame);
 	free(q);
 	if (n < 0)
 		return -1;
-	metric_add(s->gw->m->frames_out, 1);
-	if (s->head || s->close_code)
+	if (session_has_output(s))
 		lws_callback_on_writable(s->wsi);
 	return 0;
 }
@@ -249,6 +259,7 @@ ws_run(struct gateway *gw)
 		if (lws_service(gw->ctx, 0) < 0)
 			break;
 	LOG_INFO("gateway.stop", "stopping");
+	sse_stop(gw);
 	link_close(gw);
 	device_close(gw);
 	presence_close(gw);
