@@ -267,11 +267,21 @@ sse_resumable(struct gateway *gw, const char *cursor, const char *user,
 		return NULL;
 	ss = sse_of(session_get(gw, sid));
 	if (ss == NULL || ss->s.state == GW_CLOSING ||
-	    strcmp(ss->s.user, user) != 0 || !sse_secret_eq(ss->secret, secret))
+	    strcmp(ss->s.user, user) != 0 || !sse_secret_eq(ss->secret, secret)) {
+		LOG_DEBUG("gateway.sse_no_resume",
+			  "no live session %s of %s with that secret", sid,
+			  user);
 		return NULL;
+	}
 	/* Every frame after n must still be held. */
-	if (*n > ss->last_ev || *n + 1 < ss->replay_first)
+	if (*n > ss->last_ev || *n + 1 < ss->replay_first) {
+		LOG_DEBUG("gateway.sse_no_resume",
+			  "session %s: cursor %llu outside %llu..%llu", sid,
+			  (unsigned long long)*n,
+			  (unsigned long long)ss->replay_first - 1,
+			  (unsigned long long)ss->last_ev);
 		return NULL;
+	}
 	return ss;
 }
 
@@ -409,18 +419,21 @@ static int
 sse_open(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 {
 	struct sse_req *r = sse_req_new(gw, wsi, h, SSE_STREAM);
-	char *token = xmalloc(SSE_TOKEN_MAX), cursor[SSE_CURSOR_MAX];
+	/* lws stops looking through the query at an argument longer than
+	 * the buffer: both buffers take a whole token. */
+	char *token = xmalloc(SSE_TOKEN_MAX), *cursor = xmalloc(SSE_TOKEN_MAX);
 	const char *tok = sse_bearer(wsi, token, SSE_TOKEN_MAX), *cur;
 
 	if (tok == NULL)
 		tok = lws_get_urlarg_by_name(wsi, "token=", token,
 					     SSE_TOKEN_MAX);
-	cur = sse_custom(wsi, "last-event-id:", cursor, sizeof(cursor));
+	cur = sse_custom(wsi, "last-event-id:", cursor, SSE_CURSOR_MAX);
 	if (cur == NULL)
 		cur = lws_get_urlarg_by_name(wsi, "last_event_id=", cursor,
-					     sizeof(cursor));
+					     SSE_TOKEN_MAX);
 	if (sse_stream_head(wsi) < 0) {
 		free(token);
+		free(cursor);
 		return -1;
 	}
 	/* An event stream lives long: no lws timeouts, no header table. */
@@ -431,6 +444,7 @@ sse_open(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 					 LWS_US_PER_SEC);
 	sse_start(r, tok, cur);
 	free(token);
+	free(cursor);
 	return 0;
 }
 
@@ -659,10 +673,11 @@ sse_put_frame(struct sse_session *ss, struct sse_buf *b, struct gw_qitem *q)
 
 	buf_printf(b, "id: %s.%s.%llu\ndata: ", ss->s.id, ss->secret,
 		   (unsigned long long)++ss->last_ev);
-	buf_reserve(b, enc + 2);
+	/* lws wants room for a whole quantum and the NUL past the end. */
+	buf_reserve(b, enc + 8);
 	n = lws_b64_encode_string((const char *)q->frame->buf + LWS_PRE,
 				  (int)q->frame->len,
-				  b->p + LWS_PRE + b->len, (int)enc + 1);
+				  b->p + LWS_PRE + b->len, (int)enc + 8);
 	b->len += n > 0 ? (size_t)n : 0;
 	buf_printf(b, "\n\n");
 	session_wrote(&ss->s, q);
