@@ -26,8 +26,8 @@ enum gw_close {
 	GW_CLOSE_AUTH_TIMEOUT = 4003,  /* no token within the deadline */
 	GW_CLOSE_BAD_FRAME = 4004,     /* not a binary ClientFrame */
 	GW_CLOSE_TOO_SLOW = 4005,      /* not reading: reconnect and sync */
-	GW_CLOSE_NO_SESSION = 4006,    /* SSE: no such session: open a new one */
-	GW_CLOSE_REPLACED = 4007,      /* SSE: another stream resumed it */
+	GW_CLOSE_NO_SESSION = 4006, /* SSE: no such session: open a new one */
+	GW_CLOSE_REPLACED = 4007,   /* SSE: another stream resumed it */
 };
 
 /* Counters exported on /metrics. */
@@ -54,8 +54,8 @@ struct gw_config {
 	int ping_s;
 	int pong_timeout_s;
 	int rpc_timeout_ms;
-	int drain_ms;	 /* how long in-flight requests get at shutdown */
-	int drain_batch; /* sessions closed per tick while draining */
+	int drain_ms;	    /* how long in-flight requests get at shutdown */
+	int drain_batch;    /* sessions closed per tick while draining */
 	int sse_grace_ms;   /* an SSE session outlives its stream this long */
 	int sse_ping_s;	    /* heartbeat comments on SSE streams */
 	int sse_replay_max; /* bytes of written frames kept for a resume */
@@ -179,7 +179,7 @@ struct sse_req;
 struct gw_http {
 	char *body; /* a plain answer's body, written when writable */
 	size_t len;
-	bool close_after; /* end the connection once the answer is out */
+	bool close_after;    /* end the connection once the answer is out */
 	struct sse_req *sse; /* a request handled by sse.c */
 };
 

@@ -52,8 +52,9 @@ gw_metrics(void)
 				      "Open SSE event streams with a session.");
 	m.sse_resumes = metrics_counter("parley_gateway_sse_resumes_total",
 					"SSE streams that resumed a session.");
-	m.sse_posts = metrics_counter("parley_gateway_sse_posts_total",
-				      "POST /v1/send bodies handed to sessions.");
+	m.sse_posts =
+		metrics_counter("parley_gateway_sse_posts_total",
+				"POST /v1/send bodies handed to sessions.");
 	return &m;
 }
 

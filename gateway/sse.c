@@ -22,6 +22,7 @@
 #define SSE_SECRET_LEN	 22 /* base64url of 16 bytes, unpadded */
 #define SSE_TOKEN_MAX	 8192
 #define SSE_CURSOR_MAX	 128
+#define SSE_CLOSE_WAIT_S 5	     /* to write the close event, at most */
 #define SSE_CHUNK	 (32 * 1024) /* encoded bytes per write, about */
 
 /*
@@ -93,8 +94,7 @@ buf_reserve(struct sse_buf *b, size_t more)
 	b->p = xrealloc(b->p, LWS_PRE + b->cap);
 }
 
-static void
-buf_printf(struct sse_buf *b, const char *fmt, ...)
+static void buf_printf(struct sse_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static void
@@ -155,9 +155,14 @@ sse_wake(struct gw_session *s)
 {
 	struct sse_session *ss = sse_of(s);
 
-	if (ss->stream)
+	if (ss->stream) {
 		lws_callback_on_writable(ss->stream->wsi);
-	else if (s->state == GW_CLOSING)
+		/* A client that reads nothing more does not hold the close. */
+		if (s->state == GW_CLOSING)
+			lws_set_timeout(ss->stream->wsi,
+					PENDING_TIMEOUT_CLOSE_SEND,
+					SSE_CLOSE_WAIT_S);
+	} else if (s->state == GW_CLOSING)
 		/* Later: the caller may be walking the indexes. */
 		lws_sul_schedule(s->gw->ctx, 0, &ss->gone_sul, on_gone, 1);
 }
@@ -208,8 +213,11 @@ sse_attach(struct sse_req *r, struct sse_session *ss, bool resumed)
 	if (old) {
 		old->ss = NULL;
 		old->close_code = GW_CLOSE_REPLACED;
-		old->close_reason = "replaced: another stream resumed the session";
+		old->close_reason =
+			"replaced: another stream resumed the session";
 		lws_callback_on_writable(old->wsi);
+		lws_set_timeout(old->wsi, PENDING_TIMEOUT_CLOSE_SEND,
+				SSE_CLOSE_WAIT_S);
 		metric_add(r->gw->m->sse_streams, -1);
 	}
 	lws_sul_cancel(&ss->gone_sul);
@@ -267,7 +275,8 @@ sse_resumable(struct gateway *gw, const char *cursor, const char *user,
 		return NULL;
 	ss = sse_of(session_get(gw, sid));
 	if (ss == NULL || ss->s.state == GW_CLOSING ||
-	    strcmp(ss->s.user, user) != 0 || !sse_secret_eq(ss->secret, secret)) {
+	    strcmp(ss->s.user, user) != 0 ||
+	    !sse_secret_eq(ss->secret, secret)) {
 		LOG_DEBUG("gateway.sse_no_resume",
 			  "no live session %s of %s with that secret", sid,
 			  user);
@@ -291,8 +300,7 @@ sse_rewind(struct sse_session *ss, uint64_t n)
 {
 	while (ss->replay_head && ss->replay_first <= n)
 		sse_replay_drop_head(ss);
-	session_requeue(&ss->s, ss->replay_head, ss->replay_tail,
-			ss->replayed);
+	session_requeue(&ss->s, ss->replay_head, ss->replay_tail, ss->replayed);
 	ss->replay_head = ss->replay_tail = NULL;
 	ss->replayed = 0;
 	ss->replay_first = n + 1;
@@ -354,8 +362,8 @@ sse_tcp_timeout(struct gateway *gw, struct lws *wsi)
 	unsigned int ms = (unsigned int)gw->cfg.pong_timeout_s * 1000;
 	int fd = (int)lws_get_socket_fd(wsi);
 
-	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms,
-				  sizeof(ms)) < 0)
+	if (fd >= 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) < 0)
 		LOG_DEBUG("gateway.sse_sockopt", "TCP_USER_TIMEOUT: %s",
 			  strerror(errno));
 }
@@ -366,10 +374,9 @@ sse_stream_head(struct lws *wsi)
 	uint8_t buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 				    *end = buf + sizeof(buf) - 1;
 
-	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
-					"text/event-stream",
-					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p,
-					end) ||
+	if (lws_add_http_common_headers(
+		    wsi, HTTP_STATUS_OK, "text/event-stream",
+		    LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-store", 8,
 					 &p, end) ||
@@ -392,9 +399,10 @@ sse_start(struct sse_req *r, const char *token, const char *cursor)
 		code = GW_CLOSE_GOING_AWAY;
 	if (code) {
 		r->close_code = code;
-		r->close_reason = code == GW_CLOSE_GOING_AWAY
-					  ? "going away: reconnect to another gateway"
-					  : "authentication failed";
+		r->close_reason =
+			code == GW_CLOSE_GOING_AWAY
+				? "going away: reconnect to another gateway"
+				: "authentication failed";
 		if (code != GW_CLOSE_GOING_AWAY)
 			metric_add(gw->m->closes_auth, 1);
 		lws_callback_on_writable(r->wsi);
@@ -440,8 +448,8 @@ sse_open(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	lws_http_headers_detach(wsi);
 	sse_tcp_timeout(gw, wsi);
-	lws_set_timer_usecs(wsi, (lws_usec_t)gw->cfg.sse_ping_s *
-					 LWS_US_PER_SEC);
+	lws_set_timer_usecs(wsi,
+			    (lws_usec_t)gw->cfg.sse_ping_s * LWS_US_PER_SEC);
 	sse_start(r, tok, cur);
 	free(token);
 	free(cursor);
@@ -494,8 +502,8 @@ sse_post_head(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 		sse_refuse(r, HTTP_STATUS_UNAUTHORIZED, code,
 			   code == GW_CLOSE_TOKEN_EXPIRED ? "token expired"
 							  : "bad token");
-	else if (sse_custom(wsi, "x-parley-session:", r->sid,
-			    sizeof(r->sid)) == NULL ||
+	else if (sse_custom(wsi, "x-parley-session:", r->sid, sizeof(r->sid)) ==
+			 NULL ||
 		 (ss = sse_of(session_get(gw, r->sid))) == NULL ||
 		 ss->s.state == GW_CLOSING)
 		sse_refuse(r, HTTP_STATUS_NOT_FOUND, GW_CLOSE_NO_SESSION,
@@ -510,8 +518,9 @@ sse_post_head(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 		session_close(&ss->s, GW_CLOSE_TOO_BIG, "message too big");
 	if (len <= 0 || len > gw->cfg.sse_post_max) {
 		/* Not read at all: answer now and end the connection. */
-		sse_refuse(r, len > 0 ? HTTP_STATUS_REQ_ENTITY_TOO_LARGE
-				      : HTTP_STATUS_LENGTH_REQUIRED,
+		sse_refuse(r,
+			   len > 0 ? HTTP_STATUS_REQ_ENTITY_TOO_LARGE
+				   : HTTP_STATUS_LENGTH_REQUIRED,
 			   len > 0 ? GW_CLOSE_TOO_BIG : GW_CLOSE_BAD_FRAME,
 			   len > 0 ? "body too big" : "a body is required");
 		h->close_after = true;
@@ -537,11 +546,12 @@ sse_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 		return sse_open(gw, wsi, h);
 	if (send && post)
 		return sse_post_head(gw, wsi, h);
-	return http_answer(wsi, h,
-			   events || send ? HTTP_STATUS_METHOD_NOT_ALLOWED
-					  : HTTP_STATUS_NOT_FOUND,
-			   NULL, xstrdup(events || send ? "wrong method\n"
-							: "not found\n"));
+	return http_answer(
+		wsi, h,
+		events || send ? HTTP_STATUS_METHOD_NOT_ALLOWED
+			       : HTTP_STATUS_NOT_FOUND,
+		NULL,
+		xstrdup(events || send ? "wrong method\n" : "not found\n"));
 }
 
 /* POST bodies. */
@@ -676,8 +686,8 @@ sse_put_frame(struct sse_session *ss, struct sse_buf *b, struct gw_qitem *q)
 	/* lws wants room for a whole quantum and the NUL past the end. */
 	buf_reserve(b, enc + 8);
 	n = lws_b64_encode_string((const char *)q->frame->buf + LWS_PRE,
-				  (int)q->frame->len,
-				  b->p + LWS_PRE + b->len, (int)enc + 8);
+				  (int)q->frame->len, b->p + LWS_PRE + b->len,
+				  (int)enc + 8);
 	b->len += n > 0 ? (size_t)n : 0;
 	buf_printf(b, "\n\n");
 	session_wrote(&ss->s, q);
@@ -732,7 +742,9 @@ sse_on_writable(struct lws *wsi, struct gw_http *h)
 	struct sse_buf b = { NULL, 0, 0 };
 	int n = 0;
 
-	if (r->kind != SSE_STREAM || r->ended)
+	if (r->kind != SSE_STREAM)
+		return 0;
+	if (r->ended)
 		return -1;
 	sse_fill(r, &b);
 	if (b.len)
@@ -755,8 +767,8 @@ sse_on_timer(struct lws *wsi, struct gw_http *h)
 		return 0;
 	r->ping = true;
 	lws_callback_on_writable(wsi);
-	lws_set_timer_usecs(wsi, (lws_usec_t)r->gw->cfg.sse_ping_s *
-					 LWS_US_PER_SEC);
+	lws_set_timer_usecs(wsi,
+			    (lws_usec_t)r->gw->cfg.sse_ping_s * LWS_US_PER_SEC);
 	return 0;
 }
 
