@@ -497,7 +497,7 @@ sse_post_head(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 	free(token);
 	if (lws_hdr_copy(wsi, clen, sizeof(clen),
 			 WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-		len = atoll(clen);
+		len = strtoll(clen, NULL, 10);
 	if (code)
 		sse_refuse(r, HTTP_STATUS_UNAUTHORIZED, code,
 			   code == GW_CLOSE_TOKEN_EXPIRED ? "token expired"
