@@ -19,7 +19,7 @@ wait_file_line "$T/alice.err" listening 20
 
 PYTHONPATH=$TOOLS python3 - "$GW_PORT_1" "$GW_PORT_2" "$(url 1)" "$(url 2)" \
 	"$PARLEY_BIN/parley" <<'PY' || fail "fallback transport"
-import json, os, subprocess, sys, threading, time
+import http.client, json, os, subprocess, sys, threading, time
 from sseclient import Stream, post, pb_send, pb_sync
 
 port1, port2, url1, url2, cli = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
@@ -98,12 +98,14 @@ assert st == 204 and body is None, (st, body)
 f = bob.frame(ftype="ack")
 assert (f["request_id"], f["seq"], f["duplicate"]) == (11, 3, False), f
 
-# The same client_msg_id again (a retried POST), twice, in one body and in
-# another POST: one message, the original seq, duplicate acks.
-st, _ = post(port1, bob_tok, bob.session_id, bob.secret,
-             [pb_send(12, room, "hi alice", "b-1"),
-              pb_send(13, room, "hi alice", "b-1")])
-assert st == 204, st
+# The same client_msg_id again (a retried POST), in two POSTs on one
+# kept-alive connection: one message, the original seq, duplicate acks.
+keep = http.client.HTTPConnection("127.0.0.1", port1, timeout=10)
+for rid in (12, 13):
+    st, _ = post(port1, bob_tok, bob.session_id, bob.secret,
+                 [pb_send(rid, room, "hi alice", "b-1")], conn=keep)
+    assert st == 204, st
+keep.close()
 acks = [bob.frame(ftype="ack") for _ in range(2)]
 assert sorted(a["request_id"] for a in acks) == [12, 13], acks
 assert all(a["seq"] == 3 and a["duplicate"] for a in acks), acks
@@ -226,6 +228,24 @@ for attempt in range(50):  # until the store has followed the log
 assert [m["seq"] for m in r["messages"]] == list(range(5 + n, 10 + n)), r
 assert not r["has_more"], r
 print("after the grace: new session; Sync returns the 5 missed messages")
+
+# A body that is not ClientFrames closes the session with 4004, as a bad
+# WebSocket frame would; an oversized frame on another session with 1009.
+st, body = post(port1, bob_tok, bob.session_id, bob.secret,
+                body=b"\x03\xff\xff\xff")
+assert (st, body["code"]) == (400, 4004), (st, body)
+assert bob.expect("close")["code"] == 4004
+assert bob.next(5) == {"event": "end"}
+bob = Stream(port1, token=bob_tok)
+bob.expect("session")
+st, body = post(port1, bob_tok, bob.session_id, bob.secret,
+                [pb_send(40, room, "x" * 70000, "big-1")])
+assert (st, body["code"]) == (413, 1009), (st, body)
+ev = bob.next(10)
+while ev is not None and ev["event"] in ("frame", "ping"):
+    ev = bob.next(10)
+assert ev and ev["event"] == "close" and ev["code"] == 1009, ev
+print("bad body: 400 and close 4004; oversized frame: 413 and close 1009")
 PY
 
 wait "$alice_listener" || fail "alice's WebSocket listener: exit $?"

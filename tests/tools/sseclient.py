@@ -210,8 +210,9 @@ class Stream:
 
 
 def post(port, token, session_id, secret, frames=None, body=None,
-         host="127.0.0.1"):
-    """POST /v1/send; (status, parsed JSON body or None)."""
+         host="127.0.0.1", conn=None):
+    """POST /v1/send; (status, parsed JSON body or None). With conn (an
+    http.client.HTTPConnection), on that kept-alive connection."""
     if body is None:
         body = delimited(frames)
     headers = {"Content-Type": "application/x-protobuf"}
@@ -221,11 +222,12 @@ def post(port, token, session_id, secret, frames=None, body=None,
         headers["X-Parley-Session"] = session_id
     if secret:
         headers["X-Parley-Secret"] = secret
-    c = http.client.HTTPConnection(host, port, timeout=10)
+    c = conn or http.client.HTTPConnection(host, port, timeout=10)
     try:
         c.request("POST", "/v1/send", body=body, headers=headers)
         r = c.getresponse()
         data = r.read()
         return r.status, (json.loads(data) if data.strip() else None)
     finally:
-        c.close()
+        if conn is None:
+            c.close()
