@@ -20,7 +20,7 @@ wait_file_line "$T/alice.err" listening 20
 PYTHONPATH=$TOOLS python3 - "$GW_PORT_1" "$GW_PORT_2" "$(url 1)" "$(url 2)" \
 	"$PARLEY_BIN/parley" <<'PY' || fail "fallback transport"
 import http.client, json, os, subprocess, sys, threading, time
-from sseclient import Stream, post, pb_send, pb_sync
+from sseclient import Stream, post, pb_send, pb_subscribe_presence, pb_sync
 
 port1, port2, url1, url2, cli = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:]
 room = "dm:alice:bob"
@@ -124,6 +124,17 @@ assert got[15]["type"] == "sync_result", got[15]
 seqs = [m["seq"] for m in got[15]["messages"]]
 assert seqs == list(range(1, len(seqs) + 1)) and seqs, got[15]
 print("POST: acked on the stream, retries make one message (seq 3)")
+
+# SubscribePresence over POST; bob himself is online through this stream.
+st, _ = post(port1, bob_tok, bob.session_id, bob.secret,
+             [pb_subscribe_presence(16, ["bob"])])
+assert st == 204, st
+while True:
+    f = bob.frame(ftype="presence")
+    if f["request_id"] == 16:
+        break
+assert f["user_id"] == "bob" and f["online"], f
+print("SubscribePresence over POST: bob (on SSE) is online")
 
 # Refusals: wrong secret, another user's token, unknown session, bad
 # token, expired token, garbage. None of them may act on bob's session.

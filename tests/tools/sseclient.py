@@ -35,6 +35,11 @@ def pb_sync(request_id, room, after_seq, limit=1000):
     return pb_client(request_id, 12, inner)
 
 
+def pb_subscribe_presence(request_id, user_ids):
+    inner = b"".join(field_bytes(1, u) for u in user_ids)
+    return pb_client(request_id, 22, inner)
+
+
 def delimited(frames):
     return b"".join(varint(len(f)) + f for f in frames)
 
@@ -77,6 +82,9 @@ def decode_frame(payload):
         out.update(type="sync_result", room_id=_s(r, 1),
                    messages=[decode_message(m) for m in r.get(2, [])],
                    last_seq=_n(r, 3), has_more=bool(_n(r, 4)))
+    elif 18 in f:
+        p = pb_fields(f[18][0])
+        out.update(type="presence", user_id=_s(p, 1), online=bool(_n(p, 2)))
     elif 19 in f:
         e = pb_fields(f[19][0])
         out.update(type="error", code=_n(e, 1), message=_s(e, 2),
