@@ -58,6 +58,10 @@ http_answer(struct lws *wsi, struct gw_http *h, int status, const char *type,
 	if (lws_add_http_common_headers(wsi, (unsigned int)status,
 					type ? type : "text/plain", h->len, &p,
 					end) ||
+	    (h->close_after &&
+	     lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+					  (const unsigned char *)"close", 5, &p,
+					  end)) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	lws_callback_on_writable(wsi);
@@ -73,6 +77,10 @@ http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 
 	if (strncmp(uri, "/v1/", 4) == 0)
 		return sse_on_request(gw, wsi, h, uri);
+	/* A body we do not read must not stay on a kept-alive connection:
+	 * lws 4.1.6 spins on the next request behind it. */
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		h->close_after = true;
 	status = http_route(gw, uri, h, &type);
 	return http_answer(wsi, h, status, type, h->body);
 }

@@ -474,6 +474,9 @@ sse_answer(struct lws *wsi, struct gw_http *h, int status, int code,
 {
 	char *body = NULL;
 
+	/* One POST per connection: lws 4.1.6 can spin on a second POST of a
+	 * kept-alive connection answered from BODY_COMPLETION. */
+	h->close_after = true;
 	h->sse->answered = true;
 	if (status != HTTP_STATUS_NO_CONTENT) {
 		body = xmalloc(256);

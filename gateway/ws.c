@@ -41,9 +41,9 @@ callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_HTTP_BODY:
 		return h && h->sse ? sse_on_body(h, in, len) : 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (h && h->sse)
-			return sse_on_body_done(wsi, h);
-		break;
+		/* Never lws' default: it would end the transaction before
+		 * our answer is out (the writable callback ends it). */
+		return h && h->sse ? sse_on_body_done(wsi, h) : 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_on_writable(wsi, h);
 	case LWS_CALLBACK_TIMER:
