@@ -50,6 +50,19 @@ def wait_online(user):
 
 
 bob_tok = token("bob")
+
+# Two pipelined POSTs with bodies (to a plain endpoint and to /v1/send)
+# must not stall the gateway's service thread (lws 4.1.6 spun on them).
+import socket, urllib.request
+for path in ("/livez", "/v1/send"):
+    s = socket.create_connection(("127.0.0.1", port1), timeout=5)
+    one = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    s.sendall(one.encode() * 2)
+    time.sleep(0.5)
+    s.close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port1}/livez", timeout=5) as r:
+        assert r.status == 200
+print("pipelined POSTs with bodies: the gateway still answers")
 # The room exists before bob listens (seq 1), so the router can count him.
 assert ws_send(url2, "alice", "a-0", "setup")["seq"] == 1
 
