@@ -111,8 +111,9 @@ assert st == 204 and body is None, (st, body)
 f = bob.frame(ftype="ack")
 assert (f["request_id"], f["seq"], f["duplicate"]) == (11, 3, False), f
 
-# The same client_msg_id again (a retried POST), in two POSTs on one
-# kept-alive connection: one message, the original seq, duplicate acks.
+# The same client_msg_id again (a retried POST), in two POSTs through one
+# HTTPConnection (each answer says Connection: close; it reconnects): one
+# message, the original seq, duplicate acks.
 keep = http.client.HTTPConnection("127.0.0.1", port1, timeout=10)
 for rid in (12, 13):
     st, _ = post(port1, bob_tok, bob.session_id, bob.secret,
