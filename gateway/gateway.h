@@ -26,6 +26,8 @@ enum gw_close {
 	GW_CLOSE_AUTH_TIMEOUT = 4003,  /* no token within the deadline */
 	GW_CLOSE_BAD_FRAME = 4004,     /* not a binary ClientFrame */
 	GW_CLOSE_TOO_SLOW = 4005,      /* not reading: reconnect and sync */
+	GW_CLOSE_NO_SESSION = 4006, /* SSE: no such session: open a new one */
+	GW_CLOSE_REPLACED = 4007,   /* SSE: another stream resumed it */
 };
 
 /* Counters exported on /metrics. */
@@ -34,6 +36,7 @@ struct gw_metrics {
 	struct metric *bytes_out, *commands, *deliveries, *closes_slow;
 	struct metric *closes_auth, *closes_bad;
 	struct metric *sends, *e2e_latency, *delivery_batch;
+	struct metric *sse_streams, *sse_resumes, *sse_posts;
 };
 
 struct gw_config {
@@ -53,9 +56,13 @@ struct gw_config {
 	int ping_s;
 	int pong_timeout_s;
 	int rpc_timeout_ms;
-	int drain_ms;	 /* how long in-flight requests get at shutdown */
-	int drain_batch; /* sessions closed per tick while draining */
-	int loop;	 /* GW_LOOP_EPOLL (libev) or GW_LOOP_POLL */
+	int drain_ms;	    /* how long in-flight requests get at shutdown */
+	int drain_batch;    /* sessions closed per tick while draining */
+	int sse_grace_ms;   /* an SSE session outlives its stream this long */
+	int sse_ping_s;	    /* heartbeat comments on SSE streams */
+	int sse_replay_max; /* bytes of written frames kept for a resume */
+	int sse_post_max;   /* largest POST /v1/send body */
+	int loop;	    /* GW_LOOP_EPOLL (libev) or GW_LOOP_POLL */
 	/* web.c: the demo page's files ("" when not served), and whether
 	 * /dev/token mints tokens (PARLEY_DEV_TOKENS). */
 	const char *web_dir;
@@ -79,8 +86,26 @@ struct gw_qitem {
 
 enum gw_state { GW_AUTH_WAIT, GW_WELCOME_WAIT, GW_LIVE, GW_CLOSING };
 
+struct gw_session;
+
+/* How a session's frames reach its client: WebSocket (ws.c) or SSE
+ * (sse.c). The queue, its bound, Welcome, replies, deliveries, presence
+ * and drain live in session.c for both; a transport only writes. */
+struct gw_transport {
+	const char *name;
+	/* Write the queue, then the close once one is due, as soon as the
+	 * client can take it (never synchronously: the caller may be in the
+	 * middle of walking the session indexes). */
+	void (*wake)(struct gw_session *s);
+	/* Optional: write f at once when nothing is queued before it (never
+	 * closing or destroying anything synchronously); false when f must
+	 * be queued. */
+	bool (*write_now)(struct gw_session *s, struct gw_frame *f);
+};
+
 struct gw_session {
-	struct lws *wsi;
+	const struct gw_transport *tp;
+	struct lws *wsi; /* WebSocket only: the connection */
 	struct gateway *gw;
 	enum gw_state state;
 	char id[48];
@@ -161,15 +186,23 @@ struct gateway {
 	struct gw_metrics *m;
 };
 
-/* http.c: /livez, /readyz, /metrics. */
+/* http.c: /livez, /readyz, /metrics, and the routing of /v1/events and
+ * /v1/send to sse.c. One per HTTP transaction (lws per-session data). */
+struct sse_req;
 struct gw_http {
-	char *body;
+	char *body; /* a plain answer's body, written when writable */
 	size_t len;
+	bool close_after;    /* end the connection once the answer is out */
+	struct sse_req *sse; /* a request handled by sse.c */
 };
 
 int http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 		    const char *uri);
 int http_on_writable(struct lws *wsi, struct gw_http *h);
+/* Answer status with a heap body of type (NULL: empty); ownership of body
+ * passes. The head is written now, the body when writable. 0 or -1. */
+int http_answer(struct lws *wsi, struct gw_http *h, int status,
+		const char *type, char *body);
 void http_release(struct gw_http *h);
 
 /* web.c: the demo page and dev tokens. web_route answers /dev/token when
@@ -179,13 +212,28 @@ void web_config_log(const struct gw_config *c);
 int web_route(struct gateway *gw, struct lws *wsi, const char *uri,
 	      struct gw_http *h, const char **type);
 
+/*
+ * sse.c: the fallback transport (docs/PROTOCOL.md, "Fallback transport").
+ * GET /v1/events opens or resumes a session whose frames go out as
+ * server-sent events; POST /v1/send hands ClientFrames to it. An SSE
+ * session is heap-owned by sse.c and outlives its stream by a grace.
+ */
+/* LWS_CALLBACK_HTTP for /v1/events or /v1/send; 0 or -1 (close). */
+int sse_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
+		   const char *uri);
+/* The other callbacks of a request sse.c took; 0 or -1 (close). */
+int sse_on_body(struct gw_http *h, const void *in, size_t len);
+int sse_on_body_done(struct lws *wsi, struct gw_http *h);
+int sse_on_writable(struct lws *wsi, struct gw_http *h);
+int sse_on_timer(struct lws *wsi, struct gw_http *h);
+/* The request is over (connection closed or transaction done). */
+void sse_release(struct gw_http *h);
+/* Free every SSE session without a stream (before the context goes). */
+void sse_stop(struct gateway *gw);
+
 /* ws.c: the libwebsockets side. ws_run opens the links, serves until a
  * stop signal, and closes everything; 0 or -1 when start-up failed. */
 int ws_run(struct gateway *gw);
-/* Ask the service thread to write (or close) this session. */
-void ws_wake(struct gw_session *s);
-/* Write f now if nothing waits before it; false when it must be queued. */
-bool ws_write_now(struct gw_session *s, struct gw_frame *f);
 
 /* drain.c: graceful stop. Readiness goes false and new connections are
  * refused at once; sessions are closed in batches with 1001 once their
@@ -195,8 +243,9 @@ void drain_start(struct gateway *gw);
 void drain_step(struct gateway *gw);
 
 /* session.c: sessions, their queues, and the indexes. */
-/* A new connection: give it an id and index it. */
-void session_open(struct gateway *gw, struct lws *wsi, struct gw_session *s);
+/* A new session on transport tp: give it an id and index it. */
+void session_open(struct gateway *gw, const struct gw_transport *tp,
+		  struct gw_session *s);
 struct gw_session *session_get(struct gateway *gw, const char *id);
 /* Authenticate with a token; 0, or a close code to close with. */
 int session_auth(struct gw_session *s, const char *token);
@@ -210,8 +259,20 @@ void session_error(struct gw_session *s, uint64_t request_id, int code,
 		   const char *msg, bool retryable);
 /* Close with code and reason once the queue is written. */
 void session_close(struct gw_session *s, int code, const char *reason);
-/* Called when the connection is gone: unindex and free everything. */
+/* Called when the session is gone: unindex and free what it holds (not
+ * s itself, which its transport owns). */
 void session_destroy(struct gw_session *s);
+/* For transports: the next frame to write, off the queue (the caller owns
+ * it and passes it to session_wrote), or NULL when none may go now —
+ * then a close is due if s->close_code is set. */
+struct gw_qitem *session_next(struct gw_session *s);
+/* True when session_next has a frame or a close is due. */
+bool session_has_output(const struct gw_session *s);
+/* Count a written frame (metrics). */
+void session_wrote(struct gw_session *s, const struct gw_qitem *q);
+/* Put items (oldest first, bytes in total) back before the queue. */
+void session_requeue(struct gw_session *s, struct gw_qitem *head,
+		     struct gw_qitem *tail, size_t bytes);
 /* Deliver a frame to every local session of user (except one). */
 void session_deliver_user(struct gateway *gw, const char *user,
 			  struct gw_frame *f, const char *except);

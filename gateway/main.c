@@ -62,6 +62,13 @@ gw_metrics(void)
 		"parley_gateway_delivery_batch_size",
 		"Deliveries per NNG message received from routers.",
 		GW_BATCH_BOUNDS, GW_BATCH_BOUNDS_N);
+	m.sse_streams = metrics_gauge("parley_gateway_sse_streams",
+				      "Open SSE event streams with a session.");
+	m.sse_resumes = metrics_counter("parley_gateway_sse_resumes_total",
+					"SSE streams that resumed a session.");
+	m.sse_posts =
+		metrics_counter("parley_gateway_sse_posts_total",
+				"POST /v1/send bodies handed to sessions.");
 	return &m;
 }
 
@@ -99,6 +106,13 @@ gw_config(struct gw_config *c)
 	c->loop = config_choice("PARLEY_GATEWAY_LOOP", GW_LOOP_EPOLL, loops);
 	c->web_dir = config_str("PARLEY_GATEWAY_WEB_DIR", "");
 	c->dev_tokens = config_bool("PARLEY_DEV_TOKENS", 0);
+	c->sse_grace_ms =
+		(int)config_int("PARLEY_SSE_GRACE_MS", 10000, 0, 600000);
+	c->sse_ping_s = (int)config_int("PARLEY_SSE_PING_S", 15, 1, 3600);
+	c->sse_replay_max = (int)config_int("PARLEY_SSE_REPLAY_MAX", 256 * 1024,
+					    0, 1 << 30);
+	c->sse_post_max = (int)config_int("PARLEY_SSE_POST_MAX", 256 * 1024,
+					  1024, 64 << 20);
 }
 
 int

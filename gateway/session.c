@@ -56,9 +56,10 @@ session_get(struct gateway *gw, const char *id)
 }
 
 void
-session_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
+session_open(struct gateway *gw, const struct gw_transport *tp,
+	     struct gw_session *s)
 {
-	s->wsi = wsi;
+	s->tp = tp;
 	s->gw = gw;
 	s->state = GW_AUTH_WAIT;
 	snprintf(s->id, sizeof(s->id), "%016llx-%llu",
@@ -139,7 +140,7 @@ session_close(struct gw_session *s, int code, const char *reason)
 	}
 	LOG_DEBUG("gateway.close", "closing session %s with %d: %s", s->id,
 		  code, reason);
-	ws_wake(s);
+	s->tp->wake(s);
 }
 
 void
@@ -153,7 +154,8 @@ session_send(struct gw_session *s, struct gw_frame *f)
 		session_close(s, GW_CLOSE_TOO_SLOW, "too slow: not reading");
 		return;
 	}
-	if (s->state == GW_LIVE && s->head == NULL && ws_write_now(s, f))
+	if (s->state == GW_LIVE && s->head == NULL && s->tp->write_now &&
+	    s->tp->write_now(s, f))
 		return;
 	q = xmalloc(sizeof(*q));
 	q->frame = f;
@@ -166,7 +168,49 @@ session_send(struct gw_session *s, struct gw_frame *f)
 	s->tail = q;
 	s->queued += f->len;
 	if (s->state == GW_LIVE)
-		ws_wake(s);
+		s->tp->wake(s);
+}
+
+struct gw_qitem *
+session_next(struct gw_session *s)
+{
+	struct gw_qitem *q = s->head;
+
+	/* Nothing goes before the Welcome, which session_welcome puts first. */
+	if (q == NULL || s->state == GW_WELCOME_WAIT)
+		return NULL;
+	s->head = q->next;
+	if (s->head == NULL)
+		s->tail = NULL;
+	s->queued -= q->frame->len;
+	q->next = NULL;
+	return q;
+}
+
+bool
+session_has_output(const struct gw_session *s)
+{
+	return (s->head && s->state != GW_WELCOME_WAIT) || s->close_code;
+}
+
+void
+session_wrote(struct gw_session *s, const struct gw_qitem *q)
+{
+	metric_add(s->gw->m->bytes_out, (int64_t)q->frame->len);
+	metric_add(s->gw->m->frames_out, 1);
+}
+
+void
+session_requeue(struct gw_session *s, struct gw_qitem *head,
+		struct gw_qitem *tail, size_t bytes)
+{
+	if (head == NULL)
+		return;
+	tail->next = s->head;
+	s->head = head;
+	if (s->tail == NULL)
+		s->tail = tail;
+	s->queued += bytes;
 }
 
 void
@@ -232,7 +276,7 @@ session_welcome(struct gw_session *s)
 		s->tail = q;
 	s->queued += q->frame->len;
 	s->state = GW_LIVE;
-	ws_wake(s);
+	s->tp->wake(s);
 }
 
 static void

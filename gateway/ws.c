@@ -25,24 +25,57 @@ ws_gateway(struct lws *wsi)
 	return lws_context_user(lws_get_context(wsi));
 }
 
-void
+static void
 ws_wake(struct gw_session *s)
 {
 	lws_callback_on_writable(s->wsi);
 }
 
+/* A frame for a live session whose queue is empty goes to the socket at
+ * once: no writable round trip (with epoll, two epoll_ctl calls and a
+ * loop turn per delivery). What the kernel does not take lws keeps and
+ * sends first (lws_partial_buffered); frames behind it are queued. */
+static bool
+ws_write_now(struct gw_session *s, struct gw_frame *f)
+{
+	if (lws_partial_buffered(s->wsi))
+		return false;
+	if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY) < 0) {
+		/* lws closes the connection on its next turn. */
+		LOG_DEBUG("gateway.write", "write to %s failed", s->id);
+		return true;
+	}
+	metric_add(s->gw->m->bytes_out, (int64_t)f->len);
+	metric_add(s->gw->m->frames_out, 1);
+	return true;
+}
+
+static const struct gw_transport ws_transport = { "websocket", ws_wake,
+						  ws_write_now };
+
 static int
 callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	      void *in, size_t len)
 {
+	struct gw_http *h = user;
+
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		return http_on_request(ws_gateway(wsi), wsi, user, in);
+		return http_on_request(ws_gateway(wsi), wsi, h, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		return h && h->sse ? sse_on_body(h, in, len) : 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		/* Never lws' default: it would end the transaction before
+		 * our answer is out (the writable callback ends it). */
+		return h && h->sse ? sse_on_body_done(wsi, h) : 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return http_on_writable(wsi, user);
+		return http_on_writable(wsi, h);
+	case LWS_CALLBACK_TIMER:
+		return h && h->sse ? sse_on_timer(wsi, h) : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (user)
-			http_release(user);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (h)
+			http_release(h);
 		break;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		inbox_drain(ws_gateway(wsi));
@@ -71,7 +104,8 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	const char *value;
 	int code;
 
-	session_open(gw, wsi, s);
+	s->wsi = wsi;
+	session_open(gw, &ws_transport, s);
 	/* A fixed send buffer: with the kernel's autotuning a client that
 	 * stops reading parks up to 4 MiB in it before PARLEY_OUTQ_MAX is
 	 * ever reached (G6 wants both bounded). */
@@ -129,10 +163,10 @@ ws_on_rx(struct gw_session *s, struct lws *wsi, const uint8_t *in, size_t len)
 static int
 ws_on_writable(struct gw_session *s)
 {
-	struct gw_qitem *q = s->head;
+	struct gw_qitem *q = session_next(s);
 	int n;
 
-	if (q == NULL || (s->state == GW_WELCOME_WAIT)) {
+	if (q == NULL) {
 		if (s->close_code == 0)
 			return 0;
 		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
@@ -140,40 +174,17 @@ ws_on_writable(struct gw_session *s)
 				 strlen(s->close_reason));
 		return -1;
 	}
-	s->head = q->next;
-	if (s->head == NULL)
-		s->tail = NULL;
-	s->queued -= q->frame->len;
 	n = lws_write(s->wsi, q->frame->buf + LWS_PRE, q->frame->len,
 		      LWS_WRITE_BINARY);
-	metric_add(s->gw->m->bytes_out, (int64_t)q->frame->len);
+	if (n >= 0)
+		session_wrote(s, q);
 	frame_unref(q->frame);
 	free(q);
 	if (n < 0)
 		return -1;
-	metric_add(s->gw->m->frames_out, 1);
-	if (s->head || s->close_code)
+	if (session_has_output(s))
 		lws_callback_on_writable(s->wsi);
 	return 0;
-}
-
-/* A frame for a live session whose queue is empty goes to the socket at
- * once: no writable round trip (with epoll, two epoll_ctl calls and a
- * loop turn per delivery). What the kernel does not take lws keeps and
- * sends first (lws_partial_buffered); frames behind it are queued. */
-bool
-ws_write_now(struct gw_session *s, struct gw_frame *f)
-{
-	if (lws_partial_buffered(s->wsi))
-		return false;
-	if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY) < 0) {
-		/* lws closes the connection on its next turn. */
-		LOG_DEBUG("gateway.write", "write to %s failed", s->id);
-		return true;
-	}
-	metric_add(s->gw->m->bytes_out, (int64_t)f->len);
-	metric_add(s->gw->m->frames_out, 1);
-	return true;
 }
 
 static int
@@ -308,6 +319,7 @@ ws_run(struct gateway *gw)
 			break;
 	}
 	LOG_INFO("gateway.stop", "stopping");
+	sse_stop(gw);
 	link_close(gw);
 	device_close(gw);
 	presence_close(gw);
