@@ -130,6 +130,15 @@ kafka_conf_new(const char *brokers)
 	return conf;
 }
 
+rd_kafka_conf_t *
+kafka_conf_base(const char *brokers)
+{
+	rd_kafka_conf_t *conf = kafka_conf_new(brokers);
+
+	kafka_conf_env(conf);
+	return conf;
+}
+
 static void
 kafka_pipe_open(int p[2])
 {
@@ -474,7 +483,7 @@ kafka_now_ms(void)
 /* One CreateTopics round trip. 0, -EEXIST, or -errno. */
 static int
 kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
-		  int timeout_ms)
+		  bool compact, int timeout_ms)
 {
 	rd_kafka_NewTopic_t *nt;
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -491,6 +500,8 @@ kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
 		return -EINVAL;
 	}
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+	if (compact)
+		rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, timeout_ms);
 	if (ev && rd_kafka_event_error(ev))
@@ -510,11 +521,11 @@ kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
 	return rc;
 }
 
-int
-kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
-		   int timeout_ms)
+static int
+kafka_ensure(const char *brokers, const char *topic, int partitions,
+	     bool compact, int timeout_ms)
 {
-	rd_kafka_conf_t *conf = kafka_conf_new(brokers);
+	rd_kafka_conf_t *conf = kafka_conf_base(brokers);
 	int64_t deadline = kafka_now_ms() + timeout_ms;
 	char err[256];
 	rd_kafka_t *rk;
@@ -526,7 +537,7 @@ kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 		return -EINVAL;
 	}
 	do {
-		rc = kafka_create_once(rk, topic, partitions, 5000);
+		rc = kafka_create_once(rk, topic, partitions, compact, 5000);
 		if (rc == 0 || rc == -EEXIST || rc == -EINVAL)
 			break;
 		usleep(300 * 1000);
@@ -541,4 +552,18 @@ kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 		LOG_ERROR("kafka.topic", "cannot create topic %s: %s", topic,
 			  strerror(-rc));
 	return rc == -EEXIST ? 0 : rc;
+}
+
+int
+kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
+		   int timeout_ms)
+{
+	return kafka_ensure(brokers, topic, partitions, false, timeout_ms);
+}
+
+int
+kafka_ensure_compacted_topic(const char *brokers, const char *topic,
+			     int timeout_ms)
+{
+	return kafka_ensure(brokers, topic, 1, true, timeout_ms);
 }
