@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define REVOKE_EPOCH_DIGITS 15
 #define REVOKE_POLL_MS	    200
@@ -128,6 +129,7 @@ static int
 revoke_assign(struct revoke_reader *r)
 {
 	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t err;
 	int n;
 
 	while ((n = revoke_partitions(r->rk, r->topic)) <= 0) {
@@ -140,9 +142,12 @@ revoke_assign(struct revoke_reader *r)
 	for (int i = 0; i < n; i++)
 		rd_kafka_topic_partition_list_add(l, r->topic, i)->offset =
 			RD_KAFKA_OFFSET_BEGINNING;
-	n = rd_kafka_assign(r->rk, l) ? -EIO : 0;
+	err = rd_kafka_assign(r->rk, l);
 	rd_kafka_topic_partition_list_destroy(l);
-	return n;
+	if (err)
+		LOG_ERROR("revoke.assign", "revocations: cannot assign: %s",
+			  rd_kafka_err2str(err));
+	return err ? -EIO : 0;
 }
 
 static void
@@ -196,12 +201,17 @@ revoke_reader_new(const char *brokers, const char *topic,
 {
 	struct revoke_reader *r = xcalloc(1, sizeof(*r));
 	rd_kafka_conf_t *conf = kafka_conf_base(brokers);
-	char err[256];
+	char err[256], group[96];
 
 	r->brokers = xstrdup(brokers);
 	r->topic = xstrdup(topic);
 	r->on_epoch = on_epoch;
 	r->ctx = ctx;
+	/* assign() needs a group id; no group is joined and nothing is
+	 * committed, so a private one is as good as any. */
+	snprintf(group, sizeof(group), "parley-revocations-%p-%ld", (void *)r,
+		 (long)getpid());
+	rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
 	rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
 	rd_kafka_conf_set(conf, "enable.partition.eof", "false", NULL, 0);
 	r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
