@@ -58,6 +58,7 @@ struct gw_config {
 	int revoke_on;
 	/* Limits (limits.c). */
 	int max_conn_per_ip; /* 0: no limit */
+	int max_rooms;	     /* rooms a user may create up to; 0: no limit */
 	double send_rate;    /* client frames per second, refilled */
 	int send_burst;	     /* bucket size */
 	char **origins;	     /* allowed Origin values; NULL: all */
@@ -102,6 +103,8 @@ struct gw_session {
 	double tokens;
 	int64_t bucket_ms;
 	int strikes; /* frames refused in a row */
+	/* Rooms of the user: from Welcome, plus each CreateRoom sent since. */
+	size_t n_rooms;
 	/* Outgoing frames, oldest first; bytes counts their payloads. */
 	struct gw_qitem *head, *tail;
 	size_t queued;
@@ -320,6 +323,9 @@ void limits_release(struct gateway *gw, struct gw_session *s);
  * is answered RATE_LIMITED (request_id given) or, after a full burst of
  * refusals, the session closed with 4007. */
 bool limits_allow(struct gw_session *s, uint64_t request_id);
+/* A CreateRoom: true when the user has fewer rooms than the limit (and
+ * counts the new one); otherwise answers FORBIDDEN. */
+bool limits_room(struct gw_session *s, uint64_t request_id);
 void limits_free(struct gateway *gw);
 
 int64_t gw_now_ms(void);

@@ -50,6 +50,8 @@ limits_config(struct gw_config *c)
 
 	c->max_conn_per_ip = (int)config_int("PARLEY_GATEWAY_MAX_CONN_PER_IP",
 					     1000, 0, 10000000);
+	c->max_rooms = (int)config_int("PARLEY_MAX_ROOMS_PER_USER", 10000, 0,
+				       100000000);
 	c->send_rate = (double)config_int("PARLEY_SEND_RATE", 100, 1, 1000000);
 	c->send_burst = (int)config_int("PARLEY_SEND_BURST", 200, 1, 1000000);
 	c->handshake_timeout_s =
@@ -150,6 +152,21 @@ limits_allow(struct gw_session *s, uint64_t request_id)
 		      PARLEY__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED,
 		      "sending faster than allowed", true);
 	return false;
+}
+
+bool
+limits_room(struct gw_session *s, uint64_t request_id)
+{
+	int max = s->gw->cfg.max_rooms;
+
+	if (max > 0 && s->n_rooms >= (size_t)max) {
+		session_error(s, request_id,
+			      PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+			      "too many rooms for one user", false);
+		return false;
+	}
+	s->n_rooms++;
+	return true;
 }
 
 void

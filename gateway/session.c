@@ -253,6 +253,7 @@ session_on_rooms(struct gw_session *s, Parley__V1__RoomList *rooms)
 		return;
 	}
 	s->rooms = rooms;
+	s->n_rooms = rooms ? rooms->n_rooms : 0;
 	s->rooms_done = true;
 	session_maybe_welcome(s);
 }
@@ -333,10 +334,13 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 	case PARLEY__V1__CLIENT_FRAME__MSG_LIST_ROOMS:
 		session_query(s, f);
 		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
+		if (limits_room(s, f->request_id))
+			link_command(s->gw, s, f);
+		break;
 	case PARLEY__V1__CLIENT_FRAME__MSG_SEND:
 	case PARLEY__V1__CLIENT_FRAME__MSG_DELIVERED:
 	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
-	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
 	case PARLEY__V1__CLIENT_FRAME__MSG_ADD_MEMBERS:
 	case PARLEY__V1__CLIENT_FRAME__MSG_REMOVE_MEMBER:
 	case PARLEY__V1__CLIENT_FRAME__MSG_LEAVE_ROOM:
