@@ -49,7 +49,7 @@ limits_config(struct gw_config *c)
 	const char *origins = config_str("PARLEY_GATEWAY_ORIGINS", NULL);
 
 	c->max_conn_per_ip = (int)config_int("PARLEY_GATEWAY_MAX_CONN_PER_IP",
-					     1000, 0, 10000000);
+					     0, 0, 10000000);
 	c->max_rooms = (int)config_int("PARLEY_MAX_ROOMS_PER_USER", 10000, 0,
 				       100000000);
 	c->send_rate = (double)config_int("PARLEY_SEND_RATE", 100, 1, 1000000);
