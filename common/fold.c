@@ -425,9 +425,9 @@ fold_add(struct fold_room *r, const Parley__Log__V1__Record *rec,
 	if (rc != 1)
 		return rc;
 	if (a->max_members && fold_add_count(r, a) > a->max_members)
-		return fold_reject(
-			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
-			"room full: members limit reached");
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				   "room full: members limit reached");
 	before = map_count(&r->members);
 	for (size_t i = 0; i < a->n_user_ids; i++)
 		if (jwt_valid_user(a->user_ids[i]))

@@ -341,5 +341,5 @@ TEST_MAIN(TEST(test_dm_ids), TEST(test_dense_seq),
 	  TEST(test_dm_outsider_rejected), TEST(test_dedup_window),
 	  TEST(test_room_time_monotonic), TEST(test_ring_growth),
 	  TEST(test_group_membership), TEST(test_members_limit),
-	  TEST(test_markers_forward_only),
-	  TEST(test_snapshot_agrees), TEST(test_map_basics))
+	  TEST(test_markers_forward_only), TEST(test_snapshot_agrees),
+	  TEST(test_map_basics))

@@ -596,7 +596,9 @@ jwt_hmac(const char *secret, const void *data, size_t len,
 const char *
 jwt_alg_name(enum jwt_alg alg)
 {
-	return alg == JWT_RS256 ? "RS256" : alg == JWT_ES256 ? "ES256" : "HS256";
+	return alg == JWT_RS256	  ? "RS256"
+	       : alg == JWT_ES256 ? "ES256"
+				  : "HS256";
 }
 
 int
@@ -725,7 +727,8 @@ static size_t
 jwt_es_to_der(const unsigned char *raw, unsigned char **der)
 {
 	ECDSA_SIG *sig = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+	BIGNUM *r = BN_bin2bn(raw, 32, NULL),
+	       *s = BN_bin2bn(raw + 32, 32, NULL);
 	int n = 0;
 
 	if (sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1) {
@@ -751,7 +754,8 @@ jwt_der_to_es(const unsigned char *der, size_t len,
 	if (sig == NULL)
 		return -EIO;
 	ECDSA_SIG_get0(sig, &r, &s);
-	if (BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32)
+	if (BN_bn2binpad(r, raw, 32) == 32 &&
+	    BN_bn2binpad(s, raw + 32, 32) == 32)
 		rv = 0;
 	ECDSA_SIG_free(sig);
 	return rv;
@@ -763,9 +767,10 @@ jwt_evp_verify(EVP_PKEY *pk, const unsigned char *sig, size_t sig_len,
 	       const void *data, size_t len)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx != NULL &&
-		  EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) == 1 &&
-		  EVP_DigestVerify(ctx, sig, sig_len, data, len) == 1;
+	bool ok =
+		ctx != NULL &&
+		EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) == 1 &&
+		EVP_DigestVerify(ctx, sig, sig_len, data, len) == 1;
 
 	EVP_MD_CTX_free(ctx);
 	ERR_clear_error();

@@ -758,8 +758,9 @@ test_none_under_every_key(void)
 	struct jwt_key *rk = pem_key(JWT_RS256, rsa_pub);
 	struct jwt_key *ek = pem_key(JWT_ES256, ec_pub);
 	/* {"alg":"none"}.{"sub":"alice","exp":1900000000}. */
-	static const char none[] = "eyJhbGciOiJub25lIn0."
-				   "eyJzdWIiOiJhbGljZSIsImV4cCI6MTkwMDAwMDAwMH0.";
+	static const char none[] =
+		"eyJhbGciOiJub25lIn0."
+		"eyJzdWIiOiJhbGljZSIsImV4cCI6MTkwMDAwMDAwMH0.";
 
 	CHECK_EQ_INT(check_with(rk, none, NOW, NULL, NULL), -EPERM);
 	CHECK_EQ_INT(check_with(ek, none, NOW, NULL, NULL), -EPERM);
@@ -853,8 +854,9 @@ mint_round_trip(enum jwt_alg alg, EVP_PKEY *pk)
 {
 	char *priv = pem_of(pk, true), *pub = pem_of(pk, false), *t;
 	struct jwt_key *sk = pem_key(alg, priv), *vk = pem_key(alg, pub);
-	struct jwt_mint m = { "bob", NOW - 5, NOW + 60, NOW - 5, "parley",
-			      "idp" };
+	struct jwt_mint m = {
+		"bob", NOW - 5, NOW + 60, NOW - 5, "parley", "idp"
+	};
 	struct jwt_policy pol = { vk, 0, "parley", "idp" };
 	struct jwt_claims c = { 0 };
 
@@ -910,7 +912,6 @@ TEST_MAIN(TEST(test_b64_round_trip), TEST(test_b64_rejects),
 	  TEST(test_huge), TEST(test_too_many_dots),
 	  TEST(test_out_untouched_on_error), TEST(test_valid_user),
 	  TEST(test_sign_rejects_bad_sub), TEST(test_rs256_vector),
-	  TEST(test_es256_vector), TEST(test_key_types),
-	  TEST(test_alg_pinned), TEST(test_alg_confusion),
-	  TEST(test_none_under_every_key), TEST(test_aud_iss),
-	  TEST(test_leeway), TEST(test_mint_rs256_es256))
+	  TEST(test_es256_vector), TEST(test_key_types), TEST(test_alg_pinned),
+	  TEST(test_alg_confusion), TEST(test_none_under_every_key),
+	  TEST(test_aud_iss), TEST(test_leeway), TEST(test_mint_rs256_es256))

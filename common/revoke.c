@@ -224,7 +224,8 @@ revoke_reader_new(const char *brokers, const char *topic,
 	}
 	rd_kafka_poll_set_consumer(r->rk);
 	if (pthread_create(&r->thread, NULL, revoke_run, r) != 0)
-		log_fatal("revoke.thread", "cannot start the revocations reader");
+		log_fatal("revoke.thread",
+			  "cannot start the revocations reader");
 	return r;
 }
 

@@ -34,11 +34,10 @@ int revoke_publish(const char *brokers, const char *topic, const char *user,
  */
 struct revoke_reader;
 
-struct revoke_reader *revoke_reader_new(const char *brokers, const char *topic,
-					void (*on_epoch)(void *ctx,
-							 const char *user,
-							 int64_t epoch),
-					void *ctx);
+struct revoke_reader *
+revoke_reader_new(const char *brokers, const char *topic,
+		  void (*on_epoch)(void *ctx, const char *user, int64_t epoch),
+		  void *ctx);
 void revoke_reader_free(struct revoke_reader *r);
 
 #endif

@@ -54,8 +54,9 @@ auth_key(int alg)
 	k = jwt_key_new_pem((enum jwt_alg)alg, pem, err, sizeof(err));
 	free(pem);
 	if (k == NULL)
-		log_fatal("config.invalid", "config: %s: %s (PARLEY_JWT_ALG=%s)",
-			  name, err, auth_algs[alg]);
+		log_fatal("config.invalid",
+			  "config: %s: %s (PARLEY_JWT_ALG=%s)", name, err,
+			  auth_algs[alg]);
 	return k;
 }
 
@@ -95,9 +96,8 @@ auth_open(struct gateway *gw)
 {
 	map_init(&gw->revoked);
 	if (gw->cfg.revoke_on)
-		gw->revoker = revoke_reader_new(gw->cfg.brokers,
-						gw->cfg.revocations, on_epoch,
-						gw);
+		gw->revoker = revoke_reader_new(
+			gw->cfg.brokers, gw->cfg.revocations, on_epoch, gw);
 }
 
 void

@@ -27,9 +27,9 @@ enum gw_close {
 	GW_CLOSE_BAD_FRAME = 4004,     /* not a binary ClientFrame */
 	GW_CLOSE_TOO_SLOW = 4005,      /* not reading: reconnect and sync */
 	GW_CLOSE_REVOKED = 4006,       /* token revoked: do not retry with it */
-	GW_CLOSE_RATE_LIMITED = 4007,  /* kept sending over the rate: back off */
-	GW_CLOSE_ORIGIN = 4008,	       /* Origin not allowed: do not retry */
-	GW_CLOSE_TOO_MANY = 4009,      /* too many connections from the IP */
+	GW_CLOSE_RATE_LIMITED = 4007, /* kept sending over the rate: back off */
+	GW_CLOSE_ORIGIN = 4008,	      /* Origin not allowed: do not retry */
+	GW_CLOSE_TOO_MANY = 4009,     /* too many connections from the IP */
 };
 
 /* Counters exported on /metrics. */

@@ -10,7 +10,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define LIMITS_ORIGIN_MAX 256
+#define LIMITS_ORIGIN_MAX  256
 #define LIMITS_MAX_ORIGINS 64
 
 /* PARLEY_GATEWAY_ORIGINS: comma-separated, blanks trimmed, trailing '/'
@@ -34,8 +34,8 @@ limits_origins(struct gw_config *c, const char *list)
 				  "than %d origins",
 				  LIMITS_MAX_ORIGINS);
 		if (e > b) {
-			c->origins = xrealloc(c->origins, (c->n_origins + 1) *
-								  sizeof(char *));
+			c->origins = xrealloc(c->origins, (c->n_origins +
+							   1) * sizeof(char *));
 			c->origins[c->n_origins++] =
 				xstrndup(b, (size_t)(e - b));
 		}

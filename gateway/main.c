@@ -56,8 +56,9 @@ gw_metrics(void)
 				"Connections closed by the gateway.");
 	m.revocations = metrics_counter("parley_gateway_revocations_total",
 					"Revocation records applied.");
-	m.rate_limited = metrics_counter("parley_gateway_rate_limited_total",
-					 "Client frames refused by the send rate.");
+	m.rate_limited =
+		metrics_counter("parley_gateway_rate_limited_total",
+				"Client frames refused by the send rate.");
 	return &m;
 }
 

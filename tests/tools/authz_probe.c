@@ -118,8 +118,10 @@ print_body(const Parley__V1__ServerFrame *f)
 static void
 print_frame(const Parley__V1__ServerFrame *f)
 {
-	const ProtobufCFieldDescriptor *d = protobuf_c_message_descriptor_get_field(
-		&parley__v1__server_frame__descriptor, (unsigned)f->msg_case);
+	const ProtobufCFieldDescriptor *d =
+		protobuf_c_message_descriptor_get_field(
+			&parley__v1__server_frame__descriptor,
+			(unsigned)f->msg_case);
 
 	printf("{\"type\":\"%s\",\"request_id\":%llu", d ? d->name : "?",
 	       (unsigned long long)f->request_id);
@@ -167,8 +169,8 @@ attack(struct conn *c, const char *room, const char *victim)
 	snprintf(cmid, sizeof(cmid), "attack-%s", room);
 	s.client_msg_id = cmid;
 	s.room_id = sy.room_id = h.room_id = am.room_id = rm.room_id =
-		lr.room_id = dl.room_id = rd.room_id = ty.room_id =
-			gr.room_id = gp.room_id = (char *)room;
+		lr.room_id = dl.room_id = rd.room_id = ty.room_id = gr.room_id =
+			gp.room_id = (char *)room;
 	s.body = "let me in";
 	sy.limit = h.limit = 1000;
 	am.user_ids = self;
@@ -178,12 +180,12 @@ attack(struct conn *c, const char *room, const char *victim)
 	ty.active = true;
 	sr.rooms = srs;
 	sr.n_rooms = 1;
-#define PROBE_SEND(field, kase, val)                                     \
-	do {                                                             \
-		parley__v1__client_frame__init(&f);                      \
-		f.msg_case = PARLEY__V1__CLIENT_FRAME__MSG_##kase;       \
-		f.field = &(val);                                        \
-		send_frame(c, &f);                                       \
+#define PROBE_SEND(field, kase, val)                               \
+	do {                                                       \
+		parley__v1__client_frame__init(&f);                \
+		f.msg_case = PARLEY__V1__CLIENT_FRAME__MSG_##kase; \
+		f.field = &(val);                                  \
+		send_frame(c, &f);                                 \
 	} while (0)
 	PROBE_SEND(send, SEND, s);
 	PROBE_SEND(sync, SYNC, sy);
@@ -275,7 +277,8 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr, "listening\n");
 	print_frame(&(Parley__V1__ServerFrame){
-		.base = PROTOBUF_C_MESSAGE_INIT(&parley__v1__server_frame__descriptor),
+		.base = PROTOBUF_C_MESSAGE_INIT(
+			&parley__v1__server_frame__descriptor),
 		.msg_case = PARLEY__V1__SERVER_FRAME__MSG_WELCOME,
 		.welcome = (Parley__V1__Welcome *)conn_welcome(c) });
 	for (int i = 0; i < p.n_attack; i++)
