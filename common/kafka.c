@@ -70,9 +70,15 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 {
 	char err[256];
 
-	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) !=
+	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) ==
 	    RD_KAFKA_CONF_OK)
-		log_fatal("kafka.config", "%s: %s", origin, err);
+		return;
+	/* librdkafka's message quotes the value: not for secrets. */
+	if (strstr(name, "password") || strstr(name, "secret") ||
+	    strstr(name, "key"))
+		log_fatal("kafka.config",
+			  "%s: invalid value for %s (not shown)", origin, name);
+	log_fatal("kafka.config", "%s: %s", origin, err);
 }
 
 /* PARLEY_KAFKA_SOCKET_TIMEOUT_MS=5000 -> socket.timeout.ms=5000. */
@@ -82,7 +88,7 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 	static const char prefix[] = "PARLEY_KAFKA_";
 
 	for (char **e = environ; *e; e++) {
-		char name[128], *eq;
+		char name[128], var[160], *eq;
 		size_t n;
 
 		if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 ||
@@ -100,7 +106,9 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 			name[i] = ch == '_' ? '.' : (char)(ch | 0x20);
 		}
 		name[n] = '\0';
-		kafka_conf_set(conf, name, eq + 1, *e);
+		/* The variable's name only: its value may be a password. */
+		snprintf(var, sizeof(var), "%.*s", (int)(eq - *e), *e);
+		kafka_conf_set(conf, name, eq + 1, var);
 	}
 }
 
