@@ -886,6 +886,8 @@ jwt_check(const struct jwt_policy *pol, const char *token, int64_t now,
 	struct jwt_parts t;
 	int rv;
 
+	if (pol->key == NULL)
+		return -EINVAL;
 	p.want_aud = pol->audience;
 	p.want_iss = pol->issuer;
 	if ((rv = jwt_split(token, &t)) != 0 ||

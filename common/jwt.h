@@ -56,7 +56,8 @@ struct jwt_policy {
  *   -EPERM       "alg" is not the key's, or the signature is wrong
  *   -EKEYEXPIRED exp + leeway <= now
  *   -EKEYREJECTED nbf or iat later than now + leeway (not yet valid)
- *   -EACCES      "aud" or "iss" missing or not the configured one */
+ *   -EACCES      "aud" or "iss" missing or not the configured one
+ *   -EINVAL      the policy has no key */
 int jwt_check(const struct jwt_policy *policy, const char *token, int64_t now,
 	      struct jwt_claims *out);
 

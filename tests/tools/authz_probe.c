@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
+#include "../../clients/cli/conn.h"
 
 #define PROBE_MAX_ROOMS 16
 
@@ -247,7 +247,7 @@ probe_args(struct probe *p, int argc, char **argv)
 		else if (o == 's' && p->n_sync < PROBE_MAX_ROOMS)
 			p->sync[p->n_sync++] = optarg;
 		else if (o == 'S')
-			p->seconds = atof(optarg);
+			p->seconds = strtod(optarg, NULL);
 		else if (o == 'v')
 			p->victim = optarg;
 		else
