@@ -33,6 +33,8 @@ BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parle
 TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
               clients/cli/*_test.c)
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
+# Test tools (tests/tools/*.c), built with everything else.
+TOOLBINS  = $(BUILD)/test/tools/authz_probe
 
 .PHONY: all deps unit test integration run lint proto-lint format format-check \
         asan soak clean
@@ -78,7 +80,6 @@ $(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) $(LIB)
 
 # Test tools (tests/tools/*.c) speak the client protocol through the CLI's
 # connection code.
-TOOLBINS  = $(BUILD)/test/tools/authz_probe
 cli_conn_objs = $(call obj,clients/cli/conn.c)
 $(BUILD)/test/tools/%: tests/tools/%.c $(cli_conn_objs) $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)
