@@ -33,10 +33,12 @@ BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parle
 TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
               clients/cli/*_test.c)
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
+# Test tools (tests/tools/*.c), built with everything else.
+TOOLBINS  = $(BUILD)/test/tools/authz_probe
 
 .PHONY: all deps unit test integration run lint proto-lint format format-check \
         asan soak clean web
-all: $(BINS) $(TESTBINS)
+all: $(BINS) $(TESTBINS) $(TOOLBINS)
 
 deps:
 	@deploy/local/deps.sh
@@ -75,6 +77,13 @@ cli_srcs = $(wildcard clients/cli/*.c)
 $(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+# Test tools (tests/tools/*.c) speak the client protocol through the CLI's
+# connection code.
+cli_conn_objs = $(call obj,clients/cli/conn.c)
+$(BUILD)/test/tools/%: tests/tools/%.c $(cli_conn_objs) $(LIB) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iclients/cli $(CFLAGS) $(WARN) -o $@ $< $(cli_conn_objs) $(LIB) $(LIBS)
 
 $(BUILD)/test/clients/cli/%_test: clients/cli/%_test.c $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)

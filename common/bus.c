@@ -12,6 +12,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,11 +291,69 @@ bus_open(nng_socket *s, const char *proto)
 	return -EINVAL;
 }
 
+/* TLS for tls+tcp:// URLs (docs/SECURITY.md): PARLEY_NNG_TLS_CA is the
+ * PEM file of the CA that signed every peer's certificate;
+ * PARLEY_NNG_TLS_CERT_KEY a PEM file with this process's certificate and
+ * key. Both sides verify the other when both are set. Returns an NNG
+ * error; the paths are logged, never the key. */
+static int
+bus_tls_set(const char *url, int (*set_str)(void *, const char *, const char *),
+	    int (*set_int)(void *, const char *, int), void *ep)
+{
+	const char *ca = getenv("PARLEY_NNG_TLS_CA");
+	const char *ck = getenv("PARLEY_NNG_TLS_CERT_KEY");
+	int rv = 0;
+
+	if (strncmp(url, "tls+", 4) != 0)
+		return 0;
+	if (ca && *ca && (rv = set_str(ep, NNG_OPT_TLS_CA_FILE, ca)) == 0)
+		rv = set_int(ep, NNG_OPT_TLS_AUTH_MODE,
+			     NNG_TLS_AUTH_MODE_REQUIRED);
+	if (rv == 0 && ck && *ck)
+		rv = set_str(ep, NNG_OPT_TLS_CERT_KEY_FILE, ck);
+	if (rv != 0)
+		LOG_ERROR("bus.tls",
+			  "%s: TLS setup failed (PARLEY_NNG_TLS_CA=%s, "
+			  "PARLEY_NNG_TLS_CERT_KEY=%s): %s",
+			  url, ca ? ca : "", ck ? ck : "", nng_strerror(rv));
+	return rv;
+}
+
+static int
+bus_listener_str(void *ep, const char *o, const char *v)
+{
+	return nng_listener_set_string(*(nng_listener *)ep, o, v);
+}
+
+static int
+bus_listener_int(void *ep, const char *o, int v)
+{
+	return nng_listener_set_int(*(nng_listener *)ep, o, v);
+}
+
+static int
+bus_dialer_str(void *ep, const char *o, const char *v)
+{
+	return nng_dialer_set_string(*(nng_dialer *)ep, o, v);
+}
+
+static int
+bus_dialer_int(void *ep, const char *o, int v)
+{
+	return nng_dialer_set_int(*(nng_dialer *)ep, o, v);
+}
+
 int
 bus_listen(nng_socket s, const char *url)
 {
-	int rv = nng_listen(s, url, NULL, 0);
+	nng_listener l = NNG_LISTENER_INITIALIZER;
+	int rv = nng_listener_create(&l, s, url);
 
+	if (rv == 0 && (rv = bus_tls_set(url, bus_listener_str,
+					 bus_listener_int, &l)) == 0)
+		rv = nng_listener_start(l, 0);
+	if (rv != 0 && nng_listener_id(l) > 0)
+		nng_listener_close(l);
 	if (rv != 0)
 		LOG_ERROR("bus.listen", "cannot listen on %s: %s", url,
 			  nng_strerror(rv));
@@ -306,8 +365,14 @@ bus_listen(nng_socket s, const char *url)
 int
 bus_dial(nng_socket s, const char *url)
 {
-	int rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK);
+	nng_dialer d = NNG_DIALER_INITIALIZER;
+	int rv = nng_dialer_create(&d, s, url);
 
+	if (rv == 0 &&
+	    (rv = bus_tls_set(url, bus_dialer_str, bus_dialer_int, &d)) == 0)
+		rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+	if (rv != 0 && nng_dialer_id(d) > 0)
+		nng_dialer_close(d);
 	if (rv != 0)
 		LOG_ERROR("bus.dial", "cannot dial %s: %s", url,
 			  nng_strerror(rv));

@@ -393,6 +393,27 @@ fold_group_check(struct fold_room *r, const Parley__Log__V1__Record *rec,
 	return 1;
 }
 
+/* Members the room would have after a (repeats and members counted once). */
+static size_t
+fold_add_count(struct fold_room *r, const Parley__Log__V1__AddMembers *a)
+{
+	size_t n = map_count(&r->members);
+	struct map seen;
+
+	map_init(&seen);
+	for (size_t i = 0; i < a->n_user_ids; i++) {
+		const char *u = a->user_ids[i];
+
+		if (jwt_valid_user(u) && fold_room_member(r, u) == NULL &&
+		    map_get(&seen, u) == NULL) {
+			map_put(&seen, u, (void *)1);
+			n++;
+		}
+	}
+	map_release(&seen);
+	return n;
+}
+
 static int
 fold_add(struct fold_room *r, const Parley__Log__V1__Record *rec,
 	 struct fold_result *out)
@@ -403,6 +424,10 @@ fold_add(struct fold_room *r, const Parley__Log__V1__Record *rec,
 
 	if (rc != 1)
 		return rc;
+	if (a->max_members && fold_add_count(r, a) > a->max_members)
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				   "room full: members limit reached");
 	before = map_count(&r->members);
 	for (size_t i = 0; i < a->n_user_ids; i++)
 		if (jwt_valid_user(a->user_ids[i]))

@@ -215,6 +215,35 @@ test_group_membership(void)
 	fold_free(f);
 }
 
+/* The member limit travels in the record: an add past it is refused, the
+ * same by every folder; repeats and members already in do not count. */
+static void
+test_members_limit(void)
+{
+	struct fold *f = fold_new();
+	char *b[] = { "bob" }, *cd[] = { "carol", "dave", "carol" },
+	     *c[] = { "carol", "bob" }, *e[] = { "erin" };
+	Parley__Log__V1__Record *r;
+	struct fold_result res;
+
+	apply(f, mk_group("create", "g:2", "alice", b, 1));
+	r = mk_group("add", "g:2", "alice", cd, 3);
+	r->add_members->max_members = 3;
+	res = apply(f, r);
+	CHECK_EQ_INT(res.error, PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+	CHECK(fold_room_member(res.room, "carol") == NULL);
+	r = mk_group("add", "g:2", "alice", c, 2);
+	r->add_members->max_members = 3;
+	CHECK_EQ_INT(apply(f, r).verdict, FOLD_ACCEPTED);
+	r = mk_group("add", "g:2", "alice", e, 1);
+	r->add_members->max_members = 3;
+	CHECK_EQ_INT(apply(f, r).verdict, FOLD_REJECTED);
+	/* 0: no limit (records written before the field existed). */
+	r = mk_group("add", "g:2", "alice", e, 1);
+	CHECK_EQ_INT(apply(f, r).verdict, FOLD_ACCEPTED);
+	fold_free(f);
+}
+
 static void
 test_markers_forward_only(void)
 {
@@ -311,5 +340,6 @@ test_map_basics(void)
 TEST_MAIN(TEST(test_dm_ids), TEST(test_dense_seq),
 	  TEST(test_dm_outsider_rejected), TEST(test_dedup_window),
 	  TEST(test_room_time_monotonic), TEST(test_ring_growth),
-	  TEST(test_group_membership), TEST(test_markers_forward_only),
-	  TEST(test_snapshot_agrees), TEST(test_map_basics))
+	  TEST(test_group_membership), TEST(test_members_limit),
+	  TEST(test_markers_forward_only), TEST(test_snapshot_agrees),
+	  TEST(test_map_basics))

@@ -264,8 +264,8 @@ test_jwtio_vector_has_no_exp(void)
 	struct jwt_claims c;
 
 	CHECK_EQ_INT(jwt_split(vector_jwtio, &t), 0);
-	CHECK_EQ_INT(jwt_check_sig("your-256-bit-secret", &t), 0);
-	CHECK_EQ_INT(jwt_check_sig(SECRET, &t), -EPERM);
+	CHECK_EQ_INT(jwt_check_hmac_sig("your-256-bit-secret", &t), 0);
+	CHECK_EQ_INT(jwt_check_hmac_sig(SECRET, &t), -EPERM);
 	CHECK_EQ_INT(jwt_verify("your-256-bit-secret", vector_jwtio, NOW, &c),
 		     -EBADMSG);
 }
@@ -584,6 +584,324 @@ test_sign_rejects_bad_sub(void)
 	CHECK(jwt_sign(SECRET, "a\"b", NOW, EXP) == NULL);
 }
 
+/* ---- RS256, ES256, policies (RFC 8725) ---- */
+
+/* Python's cryptography: a fresh RSA-2048 and P-256 key pair; the tokens
+ * carry {"sub":"alice","iat":1700000000,"exp":1900000000,"aud":"parley",
+ * "iss":"https://id.example"}, signed with the private halves. */
+static const char rsa_pub[] =
+	"-----BEGIN PUBLIC KEY-----\n"
+	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAyCR6ef3KGsmzabbXKVNB\n"
+	"eaKpZF4BgelyIkBDeslNYPbnIMXvi7ccrxyDb2OG+fqQTEvDVW0lca79LeNRnq4S\n"
+	"7IsJ9o4s1ire4prVSydTWvjTHxEYNMuPgmhloVCnKxEoo2SW0oBPzQQjSjc5KqNr\n"
+	"0p6k3moqaGxIwfGJoIPcPbuwa6xBhGY2ZnsF2JUzHrZvdk0Km2ZdTfguiRusmApK\n"
+	"VxRyeDrZWk8vv0eGw6TiT7hDumnz7L3kqsi7Koomnqc8xOaRkLOscTQjx/XJVGT6\n"
+	"OPvOYxbymLHd9/mkIS/9zPga3pzYlCnG/s3ewI3LPljJpQiAhZih39FGFk7+5Xri\n"
+	"SQIDAQAB\n"
+	"-----END PUBLIC KEY-----\n";
+
+static const char rs256_vector[] =
+	"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
+	"eyJzdWIiOiJhbGljZSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxOTAwMDAwMDAwLCJhdW"
+	"QiOiJwYXJsZXkiLCJpc3MiOiJodHRwczovL2lkLmV4YW1wbGUifQ."
+	"rk4oxUuMlLYwve524G1QP-dmsWCyLFa6P6LzbIiTmFHGLHEzT3jSCgrLHQcgWZv2jzU2e4"
+	"Qg_-BwMyygzsV_EmpZNLPyJr8ELrDZW4IoCqb5gxQcuoCHOlcOrOa3VSM628hSoD3YrHiN"
+	"pjEV3-1fFV9-crvIImlL2uVwXajNZuoC2ZFOjKhfvpcvvXQOx6UwZvh5A6tVJ7LNPBxb_5"
+	"iLh0BkjWNfZAadbHBBPcVroeTHkFpP67PyFD14w_wsMzg9oohTbCgh7X2vmrC_FV33bKC7"
+	"jl-LQBSSx_mCKRYC-tJpLRf1rmiM6SdDjwVO1OgWYww74Z9kUFRyWy8cLG6kIQ";
+
+static const char ec_pub[] =
+	"-----BEGIN PUBLIC KEY-----\n"
+	"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEzp3BIrF8J5ApLkQAo7W+10jE91DZ\n"
+	"vq9LAO0WsqfY9UZl1VENbvp9PEJTS/foNBRI4tnaBnLjQzMDBMoGi09RyQ==\n"
+	"-----END PUBLIC KEY-----\n";
+
+static const char es256_vector[] =
+	"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9."
+	"eyJzdWIiOiJhbGljZSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxOTAwMDAwMDAwLCJhdW"
+	"QiOiJwYXJsZXkiLCJpc3MiOiJodHRwczovL2lkLmV4YW1wbGUifQ."
+	"EgkluSW9cnqrzGFOZY1-OFNGHLWpDgu-cGJaN7dbkC1gKLu6qr2wqT0xWdFQBLH1rIHTcH"
+	"Bi8KTlEbrWnwHO3g";
+
+static struct jwt_key *
+pem_key(enum jwt_alg alg, const char *pem)
+{
+	char err[128];
+	struct jwt_key *k = jwt_key_new_pem(alg, pem, err, sizeof(err));
+
+	if (k == NULL)
+		fprintf(stderr, "key: %s\n", err);
+	return k;
+}
+
+static int
+check_with(const struct jwt_key *k, const char *token, int64_t now,
+	   const char *aud, const char *iss)
+{
+	struct jwt_policy pol = { k, 0, aud, iss };
+	struct jwt_claims c;
+
+	return jwt_check(&pol, token, now, &c);
+}
+
+static void
+test_rs256_vector(void)
+{
+	struct jwt_key *k = pem_key(JWT_RS256, rsa_pub);
+	struct jwt_policy pol = { k, 0, "parley", "https://id.example" };
+	struct jwt_claims c = { 0 };
+	char *t;
+
+	CHECK(k != NULL);
+	CHECK_EQ_INT(jwt_check(&pol, rs256_vector, NOW, &c), 0);
+	CHECK_EQ_STR(c.sub, "alice");
+	CHECK(c.has_iat);
+	CHECK_EQ_INT(c.iat, 1700000000);
+	/* One flipped signature bit, one flipped payload character. */
+	t = xstrdup(rs256_vector);
+	t[strlen(t) - 3] ^= 1;
+	CHECK_EQ_INT(check_with(k, t, NOW, NULL, NULL), -EPERM);
+	free(t);
+	t = xstrdup(rs256_vector);
+	t[40] = t[40] == 'a' ? 'b' : 'a';
+	CHECK(check_with(k, t, NOW, NULL, NULL) != 0);
+	free(t);
+	jwt_key_free(k);
+}
+
+static void
+test_es256_vector(void)
+{
+	struct jwt_key *k = pem_key(JWT_ES256, ec_pub);
+	char *t;
+
+	CHECK(k != NULL);
+	CHECK_EQ_INT(check_with(k, es256_vector, NOW, "parley", NULL), 0);
+	t = xstrdup(es256_vector);
+	t[strlen(t) - 2] = t[strlen(t) - 2] == 'A' ? 'B' : 'A';
+	CHECK(check_with(k, t, NOW, NULL, NULL) != 0);
+	/* A signature of the wrong length. */
+	t[strlen(t) - 4] = '\0';
+	CHECK(check_with(k, t, NOW, NULL, NULL) != 0);
+	free(t);
+	jwt_key_free(k);
+}
+
+static void
+test_key_types(void)
+{
+	char err[128];
+
+	/* The key pins the algorithm: a key of the other kind is refused. */
+	CHECK(jwt_key_new_pem(JWT_RS256, ec_pub, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "RSA") != NULL);
+	CHECK(jwt_key_new_pem(JWT_ES256, rsa_pub, err, sizeof(err)) == NULL);
+	CHECK(jwt_key_new_pem(JWT_HS256, rsa_pub, err, sizeof(err)) == NULL);
+	CHECK(jwt_key_new_pem(JWT_RS256, "not a pem", err, sizeof(err)) ==
+	      NULL);
+	CHECK_EQ_INT(jwt_alg_parse("RS256"), JWT_RS256);
+	CHECK_EQ_INT(jwt_alg_parse("ES256"), JWT_ES256);
+	CHECK_EQ_INT(jwt_alg_parse("HS256"), JWT_HS256);
+	CHECK_EQ_INT(jwt_alg_parse("none"), -1);
+	CHECK_EQ_INT(jwt_alg_parse("rs256"), -1);
+}
+
+/* A token of each algorithm is refused under a key of any other one. */
+static void
+test_alg_pinned(void)
+{
+	struct jwt_key *rk = pem_key(JWT_RS256, rsa_pub);
+	struct jwt_key *ek = pem_key(JWT_ES256, ec_pub);
+	struct jwt_key *hk = jwt_key_new_hmac(SECRET);
+	char *hs = jwt_sign(SECRET, "alice", NOW, EXP);
+
+	CHECK_EQ_INT(check_with(rk, es256_vector, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(ek, rs256_vector, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(hk, rs256_vector, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(hk, es256_vector, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(rk, hs, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(ek, hs, NOW, NULL, NULL), -EPERM);
+	free(hs);
+	jwt_key_free(rk);
+	jwt_key_free(ek);
+	jwt_key_free(hk);
+}
+
+/* The classic confusion: an HS256 token whose HMAC key is the server's
+ * RSA public key (text the attacker knows). Refused with RS256 pinned. */
+static void
+test_alg_confusion(void)
+{
+	struct jwt_key *rk = pem_key(JWT_RS256, rsa_pub);
+	struct jwt_key *ek = pem_key(JWT_ES256, ec_pub);
+	char *t = make_token(rsa_pub, std_head,
+			     "{\"sub\":\"mallory\",\"exp\":1900000000}");
+	char *u = make_token(ec_pub, std_head,
+			     "{\"sub\":\"mallory\",\"exp\":1900000000}");
+	char *v = make_token(rsa_pub, "{\"alg\":\"RS256\"}",
+			     "{\"sub\":\"mallory\",\"exp\":1900000000}");
+
+	CHECK_EQ_INT(check_with(rk, t, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(ek, u, NOW, NULL, NULL), -EPERM);
+	/* Header says RS256, "signature" is an HMAC with the public key. */
+	CHECK_EQ_INT(check_with(rk, v, NOW, NULL, NULL), -EPERM);
+	free(t);
+	free(u);
+	free(v);
+	jwt_key_free(rk);
+	jwt_key_free(ek);
+}
+
+static void
+test_none_under_every_key(void)
+{
+	struct jwt_key *rk = pem_key(JWT_RS256, rsa_pub);
+	struct jwt_key *ek = pem_key(JWT_ES256, ec_pub);
+	struct jwt_claims c;
+	/* {"alg":"none"}.{"sub":"alice","exp":1900000000}. */
+	static const char none[] =
+		"eyJhbGciOiJub25lIn0."
+		"eyJzdWIiOiJhbGljZSIsImV4cCI6MTkwMDAwMDAwMH0.";
+
+	CHECK_EQ_INT(check_with(rk, none, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(check_with(ek, none, NOW, NULL, NULL), -EPERM);
+	CHECK_EQ_INT(jwt_verify(SECRET, none, NOW, &c), -EPERM);
+	jwt_key_free(rk);
+	jwt_key_free(ek);
+}
+
+static void
+test_aud_iss(void)
+{
+	struct jwt_key *k = jwt_key_new_hmac(SECRET);
+	char *one = make_token(SECRET, std_head,
+			       "{\"sub\":\"a\",\"exp\":1900000000,"
+			       "\"aud\":\"parley\",\"iss\":\"idp\"}");
+	char *arr = make_token(SECRET, std_head,
+			       "{\"sub\":\"a\",\"exp\":1900000000,"
+			       "\"aud\":[\"x\",\"parley\"]}");
+	char *none = make_token(SECRET, std_head,
+				"{\"sub\":\"a\",\"exp\":1900000000}");
+	char *bad = make_token(SECRET, std_head,
+			       "{\"sub\":\"a\",\"exp\":1900000000,"
+			       "\"aud\":{\"x\":1}}");
+
+	CHECK_EQ_INT(check_with(k, one, NOW, "parley", "idp"), 0);
+	CHECK_EQ_INT(check_with(k, one, NOW, "other", NULL), -EACCES);
+	CHECK_EQ_INT(check_with(k, one, NOW, NULL, "idp2"), -EACCES);
+	CHECK_EQ_INT(check_with(k, arr, NOW, "parley", NULL), 0);
+	CHECK_EQ_INT(check_with(k, arr, NOW, "parle", NULL), -EACCES);
+	CHECK_EQ_INT(check_with(k, none, NOW, "parley", NULL), -EACCES);
+	CHECK_EQ_INT(check_with(k, none, NOW, NULL, "idp"), -EACCES);
+	CHECK_EQ_INT(check_with(k, none, NOW, NULL, NULL), 0);
+	/* Not checked, still well-formed: an object is malformed. */
+	CHECK_EQ_INT(check_with(k, bad, NOW, NULL, NULL), -EBADMSG);
+	free(one);
+	free(arr);
+	free(none);
+	free(bad);
+	jwt_key_free(k);
+}
+
+static void
+test_leeway(void)
+{
+	struct jwt_key *k = jwt_key_new_hmac(SECRET);
+	struct jwt_policy pol = { k, 30, NULL, NULL };
+	struct jwt_claims c;
+	char *nbf = make_token(SECRET, std_head,
+			       "{\"sub\":\"a\",\"exp\":1900000000,"
+			       "\"nbf\":1800000020}");
+	char *iat = make_token(SECRET, std_head,
+			       "{\"sub\":\"a\",\"exp\":1900000000,"
+			       "\"iat\":1800000100}");
+	char *exp = jwt_sign(SECRET, "a", NOW - 100, NOW - 10);
+
+	CHECK_EQ_INT(jwt_check(&pol, nbf, NOW, &c), 0);
+	CHECK_EQ_INT(jwt_check(&pol, nbf, NOW - 11, &c), -EKEYREJECTED);
+	CHECK_EQ_INT(jwt_check(&pol, iat, NOW, &c), -EKEYREJECTED);
+	CHECK_EQ_INT(jwt_check(&pol, iat, NOW + 70, &c), 0);
+	/* Expired 10 s ago: inside 30 s of leeway, not inside 5. */
+	CHECK_EQ_INT(jwt_check(&pol, exp, NOW, &c), 0);
+	pol.leeway_s = 5;
+	CHECK_EQ_INT(jwt_check(&pol, exp, NOW, &c), -EKEYEXPIRED);
+	free(nbf);
+	free(iat);
+	free(exp);
+	jwt_key_free(k);
+}
+
+/* Keys made here (OpenSSL) sign; the minted tokens verify with the
+ * public half only, and carry the claims asked for. */
+static char *
+pem_of(EVP_PKEY *pk, bool private_key)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *out;
+	long n;
+
+	if (private_key)
+		PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL, NULL);
+	else
+		PEM_write_bio_PUBKEY(b, pk);
+	n = BIO_get_mem_data(b, &data);
+	out = xstrndup(data, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+static void
+mint_round_trip(enum jwt_alg alg, EVP_PKEY *pk)
+{
+	char *priv = pem_of(pk, true), *pub = pem_of(pk, false), *t;
+	struct jwt_key *sk = pem_key(alg, priv), *vk = pem_key(alg, pub);
+	struct jwt_mint m = {
+		"bob", NOW - 5, NOW + 60, NOW - 5, "parley", "idp"
+	};
+	struct jwt_policy pol = { vk, 0, "parley", "idp" };
+	struct jwt_claims c = { 0 };
+
+	CHECK(sk != NULL && vk != NULL);
+	t = jwt_mint(sk, &m);
+	CHECK(t != NULL);
+	CHECK_EQ_INT(jwt_check(&pol, t, NOW, &c), 0);
+	CHECK_EQ_STR(c.sub, "bob");
+	CHECK_EQ_INT(c.exp, NOW + 60);
+	/* A public key cannot sign. */
+	CHECK(jwt_mint(vk, &m) == NULL);
+	m.aud = "bad\"aud";
+	CHECK(jwt_mint(sk, &m) == NULL);
+	free(t);
+	free(priv);
+	free(pub);
+	jwt_key_free(sk);
+	jwt_key_free(vk);
+}
+
+static void
+test_mint_rs256_es256(void)
+{
+	EVP_PKEY *rk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	EVP_PKEY *ek = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	char *pem, err[128];
+
+	CHECK(rk && ek && small && p384);
+	mint_round_trip(JWT_RS256, rk);
+	mint_round_trip(JWT_ES256, ek);
+	pem = pem_of(small, false);
+	CHECK(jwt_key_new_pem(JWT_RS256, pem, err, sizeof(err)) == NULL);
+	free(pem);
+	pem = pem_of(p384, false);
+	CHECK(jwt_key_new_pem(JWT_ES256, pem, err, sizeof(err)) == NULL);
+	free(pem);
+	EVP_PKEY_free(rk);
+	EVP_PKEY_free(ek);
+	EVP_PKEY_free(small);
+	EVP_PKEY_free(p384);
+}
+
 TEST_MAIN(TEST(test_b64_round_trip), TEST(test_b64_rejects),
 	  TEST(test_json_strings), TEST(test_json_ints), TEST(test_json_skip),
 	  TEST(test_known_vector), TEST(test_nested_vector),
@@ -594,4 +912,7 @@ TEST_MAIN(TEST(test_b64_round_trip), TEST(test_b64_rejects),
 	  TEST(test_malformed), TEST(test_malformed_signed_payload),
 	  TEST(test_huge), TEST(test_too_many_dots),
 	  TEST(test_out_untouched_on_error), TEST(test_valid_user),
-	  TEST(test_sign_rejects_bad_sub))
+	  TEST(test_sign_rejects_bad_sub), TEST(test_rs256_vector),
+	  TEST(test_es256_vector), TEST(test_key_types), TEST(test_alg_pinned),
+	  TEST(test_alg_confusion), TEST(test_none_under_every_key),
+	  TEST(test_aud_iss), TEST(test_leeway), TEST(test_mint_rs256_es256))

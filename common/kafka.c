@@ -70,9 +70,15 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 {
 	char err[256];
 
-	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) !=
+	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) ==
 	    RD_KAFKA_CONF_OK)
-		log_fatal("kafka.config", "%s: %s", origin, err);
+		return;
+	/* librdkafka's message quotes the value: not for secrets. */
+	if (strstr(name, "password") || strstr(name, "secret") ||
+	    strstr(name, "key"))
+		log_fatal("kafka.config",
+			  "%s: invalid value for %s (not shown)", origin, name);
+	log_fatal("kafka.config", "%s: %s", origin, err);
 }
 
 /* PARLEY_KAFKA_SOCKET_TIMEOUT_MS=5000 -> socket.timeout.ms=5000. */
@@ -82,7 +88,7 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 	static const char prefix[] = "PARLEY_KAFKA_";
 
 	for (char **e = environ; *e; e++) {
-		char name[128], *eq;
+		char name[128], var[160], *eq;
 		size_t n;
 
 		if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 ||
@@ -100,7 +106,9 @@ kafka_conf_env(rd_kafka_conf_t *conf)
 			name[i] = ch == '_' ? '.' : (char)(ch | 0x20);
 		}
 		name[n] = '\0';
-		kafka_conf_set(conf, name, eq + 1, *e);
+		/* The variable's name only: its value may be a password. */
+		snprintf(var, sizeof(var), "%.*s", (int)(eq - *e), *e);
+		kafka_conf_set(conf, name, eq + 1, var);
 	}
 }
 
@@ -127,6 +135,15 @@ kafka_conf_new(const char *brokers)
 		       "PARLEY_KAFKA_BROKERS");
 	kafka_conf_set(conf, "client.id", "parley", "client.id");
 	kafka_conf_set(conf, "log_level", "4", "log_level");
+	return conf;
+}
+
+rd_kafka_conf_t *
+kafka_conf_base(const char *brokers)
+{
+	rd_kafka_conf_t *conf = kafka_conf_new(brokers);
+
+	kafka_conf_env(conf);
 	return conf;
 }
 
@@ -504,7 +521,7 @@ kafka_now_ms(void)
 /* One CreateTopics round trip. 0, -EEXIST, or -errno. */
 static int
 kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
-		  int timeout_ms)
+		  bool compact, int timeout_ms)
 {
 	rd_kafka_NewTopic_t *nt;
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -521,6 +538,8 @@ kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
 		return -EINVAL;
 	}
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+	if (compact)
+		rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, timeout_ms);
 	if (ev && rd_kafka_event_error(ev))
@@ -540,11 +559,11 @@ kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
 	return rc;
 }
 
-int
-kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
-		   int timeout_ms)
+static int
+kafka_ensure(const char *brokers, const char *topic, int partitions,
+	     bool compact, int timeout_ms)
 {
-	rd_kafka_conf_t *conf = kafka_conf_new(brokers);
+	rd_kafka_conf_t *conf = kafka_conf_base(brokers);
 	int64_t deadline = kafka_now_ms() + timeout_ms;
 	char err[256];
 	rd_kafka_t *rk;
@@ -556,7 +575,7 @@ kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 		return -EINVAL;
 	}
 	do {
-		rc = kafka_create_once(rk, topic, partitions, 5000);
+		rc = kafka_create_once(rk, topic, partitions, compact, 5000);
 		if (rc == 0 || rc == -EEXIST || rc == -EINVAL)
 			break;
 		usleep(300 * 1000);
@@ -571,4 +590,18 @@ kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 		LOG_ERROR("kafka.topic", "cannot create topic %s: %s", topic,
 			  strerror(-rc));
 	return rc == -EEXIST ? 0 : rc;
+}
+
+int
+kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
+		   int timeout_ms)
+{
+	return kafka_ensure(brokers, topic, partitions, false, timeout_ms);
+}
+
+int
+kafka_ensure_compacted_topic(const char *brokers, const char *topic,
+			     int timeout_ms)
+{
+	return kafka_ensure(brokers, topic, 1, true, timeout_ms);
 }

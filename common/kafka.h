@@ -102,6 +102,16 @@ rd_kafka_t *kafka_consumer_handle(struct kafka_consumer *c);
 int kafka_ensure_topic(const char *brokers, const char *topic, int partitions,
 		       int timeout_ms);
 
+/* Create topic, one partition, cleanup.policy=compact (the newest value
+ * of each key is kept forever), if it does not exist. As above. */
+int kafka_ensure_compacted_topic(const char *brokers, const char *topic,
+				 int timeout_ms);
+
+/* A librdkafka configuration with bootstrap.servers, parley's logging and
+ * every PARLEY_KAFKA_<NAME> property of the environment (SSL, SASL, ...),
+ * for clients this wrapper does not cover. The caller owns it. */
+rd_kafka_conf_t *kafka_conf_base(const char *brokers);
+
 /* The number of partitions of topic (from broker metadata), or -errno. */
 int kafka_producer_partitions(struct kafka_producer *p, const char *topic,
 			      int timeout_ms);

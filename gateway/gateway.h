@@ -26,8 +26,13 @@ enum gw_close {
 	GW_CLOSE_AUTH_TIMEOUT = 4003,  /* no token within the deadline */
 	GW_CLOSE_BAD_FRAME = 4004,     /* not a binary ClientFrame */
 	GW_CLOSE_TOO_SLOW = 4005,      /* not reading: reconnect and sync */
-	GW_CLOSE_NO_SESSION = 4006, /* SSE: no such session: open a new one */
-	GW_CLOSE_REPLACED = 4007,   /* SSE: another stream resumed it */
+	GW_CLOSE_REVOKED = 4006,       /* token revoked: do not retry with it */
+	GW_CLOSE_RATE_LIMITED = 4007, /* kept sending over the rate: back off */
+	GW_CLOSE_ORIGIN = 4008,	      /* Origin not allowed: do not retry */
+	GW_CLOSE_TOO_MANY = 4009,     /* too many connections from the IP */
+	/* 4010 is the server API's DisconnectUser. */
+	GW_CLOSE_NO_SESSION = 4011, /* SSE: no such session: open a new one */
+	GW_CLOSE_REPLACED = 4012,   /* SSE: another stream resumed it */
 };
 
 /* Counters exported on /metrics. */
@@ -37,6 +42,8 @@ struct gw_metrics {
 	struct metric *closes_auth, *closes_bad;
 	struct metric *sends, *e2e_latency, *delivery_batch;
 	struct metric *sse_streams, *sse_resumes, *sse_posts;
+	struct metric *revocations, *closes_revoked, *closes_limit;
+	struct metric *rate_limited;
 };
 
 struct gw_config {
@@ -48,7 +55,20 @@ struct gw_config {
 	const char *presence_url;
 	const char *presence_pub; /* presence's PresenceUpdate publisher */
 	const char *pusher_url;	  /* device registration (parley-pusher) */
-	const char *secret;
+	/* Tokens (auth.c): the policy owns nothing; jwt_key is owned. */
+	struct jwt_policy jwt;
+	struct jwt_key *jwt_key;
+	const char *brokers;
+	char *revocations; /* revocations topic (owned) */
+	int revoke_on;
+	/* Limits (limits.c). */
+	int max_conn_per_ip; /* 0: no limit */
+	int max_rooms;	     /* rooms a user may create up to; 0: no limit */
+	double send_rate;    /* client frames per second, refilled */
+	int send_burst;	     /* bucket size */
+	char **origins;	     /* allowed Origin values; NULL: all */
+	size_t n_origins;
+	int handshake_timeout_s;
 	int auth_timeout_ms;
 	int max_frame;
 	int outq_max;
@@ -111,6 +131,15 @@ struct gw_session {
 	char id[48];
 	char user[JWT_SUB_MAX + 1];
 	int64_t token_exp;
+	int64_t token_iat; /* for revocation epochs */
+	bool token_has_iat;
+	/* Limits: the peer address counted per IP, the send bucket. */
+	char ip[48];
+	double tokens;
+	int64_t bucket_ms;
+	int strikes; /* frames refused in a row */
+	/* Rooms of the user: from Welcome, plus each CreateRoom sent since. */
+	size_t n_rooms;
 	/* Outgoing frames, oldest first; bytes counts their payloads. */
 	struct gw_qitem *head, *tail;
 	size_t queued;
@@ -136,6 +165,7 @@ enum gw_inbox_kind {
 	GW_IN_PRESENCE_LOOKUP, /* subs.c: a lookup for SubscribePresence */
 	GW_IN_PRESENCE_PUB,    /* subs.c: a PresenceUpdate with user states */
 	GW_IN_PUSHER,	       /* device.c: the pusher's answer */
+	GW_IN_REVOKE,	       /* auth.c: msg = user, request_id = epoch */
 };
 
 struct gw_inbox_item {
@@ -184,6 +214,11 @@ struct gateway {
 	/* Device registration (device.c). */
 	nng_socket pusher;
 	struct gw_metrics *m;
+	/* Revocation epochs (auth.c): user -> int64_t * (owned). */
+	struct map revoked;
+	struct revoke_reader *revoker;
+	/* Connections per peer IP (limits.c): ip -> int * (owned). */
+	struct map per_ip;
 };
 
 /* http.c: /livez, /readyz, /metrics, and the routing of /v1/events and
@@ -344,6 +379,34 @@ int device_open(struct gateway *gw);
 void device_close(struct gateway *gw);
 void device_forward(struct gw_session *s, Parley__V1__ClientFrame *f);
 void device_on_reply(struct gateway *gw, struct gw_inbox_item *it);
+
+/* auth.c: the token policy and revocation. */
+/* Read PARLEY_JWT_* and the revocations topic into c (start-up only). */
+void auth_config(struct gw_config *c);
+/* Start reading revocations (before serving); auth_close stops it. */
+void auth_open(struct gateway *gw);
+void auth_close(struct gateway *gw);
+void auth_free(struct gateway *gw);
+/* Check a token: 0 with *out filled, or the close code to close with
+ * (4001 bad, 4002 expired, 4006 revoked). */
+int auth_verify(struct gateway *gw, const char *token, struct jwt_claims *out);
+/* A GW_IN_REVOKE item: record the epoch, close what it revokes. */
+void auth_on_revoke(struct gateway *gw, struct gw_inbox_item *it);
+
+/* limits.c: connections per IP, Origin allowlist, send rate. */
+void limits_config(struct gw_config *c);
+/* A new connection: 0, or the close code that refuses it (4008, 4009).
+ * Counts the connection against its IP until limits_release. */
+int limits_admit(struct gateway *gw, struct lws *wsi, struct gw_session *s);
+void limits_release(struct gateway *gw, struct gw_session *s);
+/* One client frame: true when the bucket allows it. Otherwise the frame
+ * is answered RATE_LIMITED (request_id given) or, after a full burst of
+ * refusals, the session closed with 4007. */
+bool limits_allow(struct gw_session *s, uint64_t request_id);
+/* A CreateRoom: true when the user has fewer rooms than the limit (and
+ * counts the new one); otherwise answers FORBIDDEN. */
+bool limits_room(struct gw_session *s, uint64_t request_id);
+void limits_free(struct gateway *gw);
 
 int64_t gw_now_ms(void);
 

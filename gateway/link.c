@@ -304,6 +304,9 @@ inbox_handle(struct gateway *gw, struct gw_inbox_item *it)
 	case GW_IN_PUSHER:
 		device_on_reply(gw, it);
 		break;
+	case GW_IN_REVOKE:
+		auth_on_revoke(gw, it);
+		break;
 	}
 }
 

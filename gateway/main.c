@@ -69,6 +69,17 @@ gw_metrics(void)
 	m.sse_posts =
 		metrics_counter("parley_gateway_sse_posts_total",
 				"POST /v1/send bodies handed to sessions.");
+	m.closes_revoked = metrics_counter(
+		"parley_gateway_closes_total{reason=\"revoked\"}",
+		"Connections closed by the gateway.");
+	m.closes_limit =
+		metrics_counter("parley_gateway_closes_total{reason=\"limit\"}",
+				"Connections closed by the gateway.");
+	m.revocations = metrics_counter("parley_gateway_revocations_total",
+					"Revocation records applied.");
+	m.rate_limited =
+		metrics_counter("parley_gateway_rate_limited_total",
+				"Client frames refused by the send rate.");
 	return &m;
 }
 
@@ -88,7 +99,8 @@ gw_config(struct gw_config *c)
 	c->presence_pub =
 		config_url("PARLEY_PRESENCE_PUB", "tcp://127.0.0.1:7402");
 	c->pusher_url = config_url("PARLEY_PUSHER_URL", "tcp://127.0.0.1:7501");
-	c->secret = config_secret("PARLEY_JWT_SECRET", 32);
+	auth_config(c);
+	limits_config(c);
 	c->auth_timeout_ms =
 		(int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000, 100, 600000);
 	c->max_frame = (int)config_int("PARLEY_MAX_FRAME", 64 * 1024 + 512,
@@ -129,11 +141,14 @@ main(void)
 	gw->m = gw_metrics();
 	map_init(&gw->sessions);
 	map_init(&gw->users);
+	map_init(&gw->per_ip);
 	if (sig_install() < 0)
 		log_fatal("gateway.signals", "cannot install signal handlers");
 	rc = ws_run(gw);
 	map_release(&gw->sessions);
 	map_release(&gw->users);
+	limits_free(gw);
+	auth_free(gw);
 	free(gw);
 	return rc == 0 ? 0 : 1;
 }

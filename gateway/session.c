@@ -137,6 +137,10 @@ session_close(struct gw_session *s, int code, const char *reason)
 		metric_add(s->gw->m->closes_auth, 1);
 	} else if (code == GW_CLOSE_BAD_FRAME || code == GW_CLOSE_TOO_BIG) {
 		metric_add(s->gw->m->closes_bad, 1);
+	} else if (code == GW_CLOSE_REVOKED) {
+		metric_add(s->gw->m->closes_revoked, 1);
+	} else if (code >= GW_CLOSE_RATE_LIMITED) {
+		metric_add(s->gw->m->closes_limit, 1);
 	}
 	LOG_DEBUG("gateway.close", "closing session %s with %d: %s", s->id,
 		  code, reason);
@@ -295,6 +299,7 @@ session_on_rooms(struct gw_session *s, Parley__V1__RoomList *rooms)
 		return;
 	}
 	s->rooms = rooms;
+	s->n_rooms = rooms ? rooms->n_rooms : 0;
 	s->rooms_done = true;
 	session_maybe_welcome(s);
 }
@@ -315,15 +320,15 @@ session_auth(struct gw_session *s, const char *token)
 		PARLEY__INTERNAL__V1__STORE_REQUEST__INIT;
 	Parley__V1__ListRooms lr = PARLEY__V1__LIST_ROOMS__INIT;
 	struct jwt_claims c;
-	int rc = jwt_verify(s->gw->cfg.secret, token, time(NULL), &c);
+	int rc = auth_verify(s->gw, token, &c);
 
-	if (rc == -EKEYEXPIRED)
-		return GW_CLOSE_TOKEN_EXPIRED;
-	if (rc < 0)
-		return GW_CLOSE_UNAUTHORIZED;
+	if (rc)
+		return rc;
 	lws_sul_cancel(&s->auth_sul);
 	strcpy(s->user, c.sub);
-	s->token_exp = c.exp;
+	s->token_exp = c.exp + s->gw->cfg.jwt.leeway_s;
+	s->token_iat = c.iat;
+	s->token_has_iat = c.has_iat;
 	s->state = GW_WELCOME_WAIT;
 	session_index_user(s);
 	metric_add(s->gw->m->sessions, 1);
@@ -375,10 +380,13 @@ session_dispatch(struct gw_session *s, Parley__V1__ClientFrame *f)
 	case PARLEY__V1__CLIENT_FRAME__MSG_LIST_ROOMS:
 		session_query(s, f);
 		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
+		if (limits_room(s, f->request_id))
+			link_command(s->gw, s, f);
+		break;
 	case PARLEY__V1__CLIENT_FRAME__MSG_SEND:
 	case PARLEY__V1__CLIENT_FRAME__MSG_DELIVERED:
 	case PARLEY__V1__CLIENT_FRAME__MSG_READ:
-	case PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM:
 	case PARLEY__V1__CLIENT_FRAME__MSG_ADD_MEMBERS:
 	case PARLEY__V1__CLIENT_FRAME__MSG_REMOVE_MEMBER:
 	case PARLEY__V1__CLIENT_FRAME__MSG_LEAVE_ROOM:
@@ -435,7 +443,7 @@ session_on_message(struct gw_session *s, const uint8_t *buf, size_t len)
 		session_on_first(s, f);
 	else if (s->token_exp <= time(NULL))
 		session_close(s, GW_CLOSE_TOKEN_EXPIRED, "token expired");
-	else if (s->state != GW_CLOSING)
+	else if (s->state != GW_CLOSING && limits_allow(s, f->request_id))
 		session_dispatch(s, f);
 	parley__v1__client_frame__free_unpacked(f, NULL);
 }

@@ -327,18 +327,14 @@ sse_custom(struct lws *wsi, const char *name, char *buf, int len)
 		       : NULL;
 }
 
-/* Verify a token: 0 with the claims, or the close code to refuse with. */
+/* Verify a token as a WebSocket's is verified (pinned algorithm, claims,
+ * revocation): 0 with the claims, or the close code to refuse with. */
 static int
 sse_verify(struct gateway *gw, const char *token, struct jwt_claims *c)
 {
-	int rc;
-
 	if (token == NULL)
 		return GW_CLOSE_UNAUTHORIZED;
-	rc = jwt_verify(gw->cfg.secret, token, time(NULL), c);
-	if (rc == -EKEYEXPIRED)
-		return GW_CLOSE_TOKEN_EXPIRED;
-	return rc < 0 ? GW_CLOSE_UNAUTHORIZED : 0;
+	return auth_verify(gw, token, c);
 }
 
 static struct sse_req *

@@ -111,9 +111,16 @@ web_dev_token(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 	char *token;
 	int64_t now = (int64_t)time(NULL);
 
+	struct jwt_mint m = { .iat = now, .exp = now + WEB_TOKEN_TTL };
+
 	u = lws_get_urlarg_by_name(wsi, "user=", user, sizeof(user));
-	token = u ? jwt_sign(gw->cfg.secret, u, now, now + WEB_TOKEN_TTL)
-		  : NULL;
+	/* Signed with the gateway's own key (an HS256 secret, or a private
+	 * key given as the RS256/ES256 key), with the audience and issuer it
+	 * demands; a public key alone cannot sign, which fails here. */
+	m.sub = u;
+	m.aud = gw->cfg.jwt.audience;
+	m.iss = gw->cfg.jwt.issuer;
+	token = u ? jwt_mint(gw->cfg.jwt.key, &m) : NULL;
 	if (token == NULL) {
 		h->body = xstrdup("user must be 1-128 of [A-Za-z0-9_.@-]\n");
 		h->len = strlen(h->body);

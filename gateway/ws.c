@@ -113,6 +113,12 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	    setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
 		       &gw->cfg.sndbuf, sizeof(gw->cfg.sndbuf)) < 0)
 		LOG_WARN("gateway.sndbuf", "SO_SNDBUF: %s", strerror(errno));
+	code = limits_admit(gw, wsi, s);
+	if (code) {
+		session_close(s, code, "connection refused by a limit");
+		free(token);
+		return;
+	}
 	/* The value starts after "token=" inside the buffer. */
 	value = lws_get_urlarg_by_name(wsi, "token=", token, WS_TOKEN_MAX);
 	if (value) {
@@ -211,6 +217,7 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_CLOSED:
 		lws_sul_cancel(&s->auth_sul);
+		limits_release(ws_gateway(wsi), s);
 		session_destroy(s);
 		break;
 	default:
@@ -266,6 +273,7 @@ ws_context(struct gateway *gw)
 	info.protocols = ws_protocols;
 	info.user = gw;
 	info.retry_and_idle_policy = &retry;
+	info.timeout_secs = (unsigned int)gw->cfg.handshake_timeout_s;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.vhost_name = "parley";
@@ -310,6 +318,7 @@ ws_run(struct gateway *gw)
 		LOG_ERROR("gateway.link", "cannot open NNG links");
 		return -1;
 	}
+	auth_open(gw);
 	LOG_INFO("gateway.start", "gateway up on ws://%s:%d/, deliveries on %s",
 		 gw->cfg.bind, gw->cfg.port, gw->cfg.nng_listen);
 	while (!gw->stopped) {
@@ -320,6 +329,7 @@ ws_run(struct gateway *gw)
 	}
 	LOG_INFO("gateway.stop", "stopping");
 	sse_stop(gw);
+	auth_close(gw);
 	link_close(gw);
 	device_close(gw);
 	presence_close(gw);

@@ -262,6 +262,7 @@ ingress_members(struct router *r, const Parley__Internal__V1__Command *c)
 		rec.room_id = f->add_members->room_id;
 		add.user_ids = f->add_members->user_ids;
 		add.n_user_ids = f->add_members->n_user_ids;
+		add.max_members = (uint32_t)r->cfg.max_members;
 		rec.body_case = PARLEY__LOG__V1__RECORD__BODY_ADD_MEMBERS;
 		rec.add_members = &add;
 		if (!ingress_valid_users(add.user_ids, add.n_user_ids,

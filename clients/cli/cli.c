@@ -277,25 +277,120 @@ cli_usage(const char *cmd, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
+/* PARLEY_JWT_ALG's value (NULL: HS256) as an algorithm, -1 after saying
+ * it is not one we sign with. */
+static int
+jwt_algorithm(const char *cmd, const char *name)
+{
+	int alg = jwt_alg_parse(name ? name : "HS256");
+
+	if (alg < 0)
+		fprintf(stderr,
+			"parley %s: unknown algorithm '%s' "
+			"(HS256, RS256 or ES256)\n",
+			cmd, name);
+	return alg;
+}
+
+/* PEM text: v itself when it holds a PEM block, else the file it names. */
+static char *
+cli_read_pem(const char *cmd, const char *v)
+{
+	char *buf;
+	size_t n;
+	FILE *f;
+
+	if (strncmp(v, "-----BEGIN", 10) == 0)
+		return xstrdup(v);
+	if ((f = fopen(v, "r")) == NULL) {
+		fprintf(stderr, "parley %s: cannot open %s: %s\n", cmd, v,
+			strerror(errno));
+		return NULL;
+	}
+	buf = xmalloc(CLI_PEM_MAX + 1);
+	n = fread(buf, 1, CLI_PEM_MAX, f);
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* An environment variable, NULL when unset or empty. */
+static const char *
+cli_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* The signing key: PARLEY_JWT_SECRET for HS256, else the private key in
+ * PARLEY_JWT_PRIVATE_KEY (a PEM file, or PEM text). NULL after saying why. */
+static struct jwt_key *
+cli_signing_key(const char *cmd, const char *alg_name, const char *key_arg)
+{
+	int alg = jwt_algorithm(cmd, alg_name);
+	const char *v = key_arg ? key_arg : cli_env("PARLEY_JWT_PRIVATE_KEY");
+	struct jwt_key *k;
+	char err[128], *pem;
+
+	if (alg < 0)
+		return NULL;
+	if (alg == JWT_HS256) {
+		v = cli_env("PARLEY_JWT_SECRET");
+		if (v == NULL)
+			fprintf(stderr,
+				"parley %s: PARLEY_JWT_SECRET is not set; "
+				"it signs the token\n",
+				cmd);
+		return v ? jwt_key_new_hmac(v) : NULL;
+	}
+	if (v == NULL) {
+		fprintf(stderr,
+			"parley %s: %s needs a private key: --key FILE or "
+			"PARLEY_JWT_PRIVATE_KEY\n",
+			cmd, alg_name);
+		return NULL;
+	}
+	if ((pem = cli_read_pem(cmd, v)) == NULL)
+		return NULL;
+	k = jwt_key_new_pem((enum jwt_alg)alg, pem, err, sizeof(err));
+	free(pem);
+	if (k == NULL)
+		fprintf(stderr, "parley %s: private key: %s\n", cmd, err);
+	return k;
+}
+
+int
+cli_mint(const char *cmd, const struct cli_mint_opts *o, char **out)
+{
+	int64_t now = (int64_t)time(NULL) + o->offset_s;
+	struct jwt_mint m = { o->user, now, now + o->ttl_s, 0, NULL, NULL };
+	struct jwt_key *k;
+
+	if (!jwt_valid_user(o->user))
+		return cli_usage(cmd, "'%s' is not a valid user id", o->user);
+	m.aud = o->aud ? o->aud : cli_env("PARLEY_JWT_AUDIENCE");
+	m.iss = o->iss ? o->iss : cli_env("PARLEY_JWT_ISSUER");
+	m.nbf = o->nbf_s ? now + o->nbf_s : 0;
+	k = cli_signing_key(cmd, o->alg ? o->alg : cli_env("PARLEY_JWT_ALG"),
+			    o->key);
+	if (k == NULL)
+		return CLI_EXIT_USAGE;
+	*out = jwt_mint(k, &m);
+	jwt_key_free(k);
+	if (!*out)
+		return cli_usage(cmd, "cannot make a token for '%s'", o->user);
+	return 0;
+}
+
 int
 cli_mint_token(const char *cmd, const char *user, int64_t ttl_s, char **out)
 {
-	const char *secret = getenv("PARLEY_JWT_SECRET");
-	int64_t now = (int64_t)time(NULL);
+	struct cli_mint_opts o = { 0 };
 
-	if (!secret || !*secret) {
-		fprintf(stderr,
-			"parley %s: PARLEY_JWT_SECRET is not set; "
-			"it signs the token\n",
-			cmd);
-		return CLI_EXIT_USAGE;
-	}
-	if (!jwt_valid_user(user))
-		return cli_usage(cmd, "'%s' is not a valid user id", user);
-	*out = jwt_sign(secret, user, now, now + ttl_s);
-	if (!*out)
-		return cli_usage(cmd, "cannot make a token for '%s'", user);
-	return 0;
+	o.user = user;
+	o.ttl_s = ttl_s;
+	return cli_mint(cmd, &o, out);
 }
 
 int

@@ -35,6 +35,8 @@ enum cli_exit {
 #define CLI_BACKOFF_MAX_MS 2000
 /* A client_msg_id or client_room_id: 128 random bits in hex. */
 #define CLI_ID_HEX (32 + 1)
+/* Largest PEM key file read. */
+#define CLI_PEM_MAX (64 * 1024)
 
 /* getopt_long values of the shared options; commands number their own
  * options from CLI_OPT_LOCAL. */
@@ -128,9 +130,27 @@ int cli_fail(const char *cmd, const char *url, int err);
 int cli_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Mint an HS256 token for user valid ttl_s seconds with the secret in
- * PARLEY_JWT_SECRET. Returns 0 and sets *out (caller frees), or 2 after
- * saying why. */
+/* What cli_mint puts in a token. NULL strings and zero numbers take the
+ * defaults: alg PARLEY_JWT_ALG (HS256), key PARLEY_JWT_PRIVATE_KEY (RS256,
+ * ES256) or PARLEY_JWT_SECRET (HS256), aud PARLEY_JWT_AUDIENCE, iss
+ * PARLEY_JWT_ISSUER, no nbf. */
+struct cli_mint_opts {
+	const char *user;
+	int64_t ttl_s;
+	int64_t offset_s; /* mint as if the clock read now + offset_s */
+	int64_t nbf_s;	  /* nbf = iat + nbf_s when non-zero */
+	const char *alg;
+	const char *key; /* PEM file or PEM text */
+	const char *aud;
+	const char *iss;
+};
+
+/* Mint a token as o says. Returns 0 and sets *out (caller frees), or 2
+ * after saying why. */
+int cli_mint(const char *cmd, const struct cli_mint_opts *o, char **out);
+
+/* Mint a token for user valid ttl_s seconds with the defaults above.
+ * Returns 0 and sets *out (caller frees), or 2 after saying why. */
 int cli_mint_token(const char *cmd, const char *user, int64_t ttl_s,
 		   char **out);
 
@@ -162,6 +182,7 @@ int cmd_receipts(int argc, char **argv);
 int cmd_typing(int argc, char **argv);
 int cmd_presence(int argc, char **argv);
 int cmd_device(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
 /* A one-request command of cmd_ask.c by name: "room add", "room remove",
  * "room leave", "room online", "receipts". */
 int cmd_ask(const char *name, int argc, char **argv);

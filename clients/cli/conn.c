@@ -199,7 +199,9 @@ conn_on_peer_close(struct conn *c, const unsigned char *in, size_t len)
 static int
 conn_close_err(int code)
 {
-	if (code >= 4001 && code <= 4003)
+	/* Terminal for this token or origin: 4001 bad token, 4002 expired,
+	 * 4003 no token in time, 4006 revoked, 4008 origin not allowed. */
+	if ((code >= 4001 && code <= 4003) || code == 4006 || code == 4008)
 		return -EACCES;
 	if (code == 4004)
 		return -EPROTO;

@@ -19,8 +19,8 @@
  *   -EINVAL        the URL is not ws://host[:port][/path] or wss://...
  *   -ECONNREFUSED  the connection or the WebSocket upgrade failed
  *   -EACCES        authentication refused: HTTP 401/403 on the upgrade,
- *                  close code 4001..4003, or Error UNAUTHENTICATED before
- *                  Welcome
+ *                  close code 4001..4003, 4006 (revoked) or 4008 (origin),
+ *                  or Error UNAUTHENTICATED before Welcome
  *   -EPROTO        closed with 4004: the server could not read our frame
  *   -EMSGSIZE      closed with 1009: our frame was over the server's limit
  *   -ECONNRESET    the session closed otherwise (conn_close_code() says

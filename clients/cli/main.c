@@ -10,7 +10,8 @@ static const char main_usage[] =
 	"Usage: parley COMMAND [OPTIONS] [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  token USER [--ttl S]           print a dev token for USER\n"
+	"  token USER [--ttl S] [--alg A --key FILE]\n"
+	"                                 print a token for USER\n"
 	"  send --as USER ROOM BODY       send a message, print its ack\n"
 	"  listen --as USER               print pushed events, confirm\n"
 	"                                 delivery of messages\n"
@@ -34,10 +35,13 @@ static const char main_usage[] =
 	"                                 register a push target (fcm, apns,\n"
 	"                                 webhook)\n"
 	"  device remove --as USER TOKEN  unregister a push target\n"
+	"  revoke USER                    (operators, via Kafka) end every\n"
+	"                                 token of USER issued until now\n"
 	"\n"
-	"Options of every command but token:\n"
+	"Options of every command but token and revoke:\n"
 	"  --as USER       speak as USER with a token signed by\n"
-	"                  PARLEY_JWT_SECRET\n"
+	"                  PARLEY_JWT_SECRET (or PARLEY_JWT_PRIVATE_KEY\n"
+	"                  with PARLEY_JWT_ALG=RS256|ES256)\n"
 	"  --token TOKEN   speak with this token instead\n"
 	"  --url URL       gateway; may repeat, or be a comma-separated list\n"
 	"                  (default: PARLEY_URL, else " CLI_DEFAULT_URL ")\n"
@@ -47,8 +51,10 @@ static const char main_usage[] =
 	"Output is one JSON object per line on stdout; errors go to stderr.\n"
 	"Exit codes: 0 ok, 1 error from the server, 2 usage, 3 timeout or\n"
 	"--count not reached, 4 cannot connect or authentication refused.\n"
-	"Environment: PARLEY_JWT_SECRET, PARLEY_URL, PARLEY_DEBUG (set:\n"
-	"log libwebsockets and connection errors to stderr).\n";
+	"Environment: PARLEY_JWT_SECRET, PARLEY_JWT_ALG,\n"
+	"PARLEY_JWT_PRIVATE_KEY, PARLEY_JWT_AUDIENCE, PARLEY_JWT_ISSUER,\n"
+	"PARLEY_URL, PARLEY_DEBUG (set: log libwebsockets and connection\n"
+	"errors to stderr); revoke: PARLEY_KAFKA_BROKERS, PARLEY_TOPIC.\n";
 
 struct main_cmd {
 	const char *name;
@@ -62,6 +68,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "read", cmd_read },	      { "room", cmd_room },
 	{ "typing", cmd_typing },     { "presence", cmd_presence },
 	{ "receipts", cmd_receipts }, { "device", cmd_device },
+	{ "revoke", cmd_revoke },
 };
 
 static bool

@@ -276,7 +276,11 @@ class Parley(System):
         self.kafka_port = 9092 + offset
         env = dict(os.environ, PARLEY_BIN=self.bin, PARLEY_VAR=self.var,
                    PARLEY_PORT_OFFSET=str(offset), PARLEY_JWT_SECRET=SECRET,
-                   PARLEY_LOG_LEVEL="warn", **(extra_env or {}))
+                   PARLEY_LOG_LEVEL="warn",
+                   # one bench connection sends for a whole room of users:
+                   # lift the per-connection send rate (docs/SECURITY.md)
+                   PARLEY_SEND_RATE="1000000", PARLEY_SEND_BURST="1000000",
+                   **(extra_env or {}))
         self.p = subprocess.Popen([os.path.join(ROOT, "deploy/local/run.sh")], env=env,
                                   cwd=ROOT, stdout=open(os.path.join(rundir, "parley-run.log"), "w"),
                                   stderr=subprocess.STDOUT, start_new_session=True)

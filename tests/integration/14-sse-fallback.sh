@@ -158,7 +158,7 @@ cases = [
     ((bob_tok, bob.session_id, bad_secret), 403, 4001),
     ((carol_tok, bob.session_id, bob.secret), 403, 4001),
     ((bob_tok, bob.session_id, None), 403, 4001),
-    ((bob_tok, "0000000000000000-1", bob.secret), 404, 4006),
+    ((bob_tok, "0000000000000000-1", bob.secret), 404, 4011),
     ((None, bob.session_id, bob.secret), 401, 4001),
     (("x.y.z", bob.session_id, bob.secret), 401, 4001),
     ((expiring, bob.session_id, bob.secret), 401, 4002),
@@ -216,15 +216,15 @@ c = Stream(port1, token=carol_tok, cursor=bob.cursor)
 h = c.expect("session")
 assert h["resumed"] is False and h["session_id"] != hello["session_id"], h
 c.cut()
-# A second stream resuming the session replaces the first (close 4007).
+# A second stream resuming the session replaces the first (close 4012).
 old = bob
 bob = Stream(port1, token=bob_tok, cursor=old.cursor)
 assert bob.expect("session")["resumed"] is True
-assert old.expect("close")["code"] == 4007
+assert old.expect("close")["code"] == 4012
 assert old.next(5) == {"event": "end"}
-print("carol's token gets a new session; a second stream replaces (4007)")
+print("carol's token gets a new session; a second stream replaces (4012)")
 
-# Past the grace the session is gone: POST says 404/4006, a resume gets a
+# Past the grace the session is gone: POST says 404/4011, a resume gets a
 # new session, and Sync from the last seq returns exactly what was missed.
 cursor, sid, secret = bob.cursor, bob.session_id, bob.secret
 bob.cut()
@@ -234,7 +234,7 @@ while time.time() < deadline:  # the grace is 2 s
     if st != 204:
         break
     time.sleep(0.25)
-assert (st, body and body["code"]) == (404, 4006), (st, body)
+assert (st, body and body["code"]) == (404, 4011), (st, body)
 for i in range(5):
     ws_send(url2, "alice", f"g-{i}", f"gone {i}")
 bob = Stream(port1, token=bob_tok, cursor=cursor)
