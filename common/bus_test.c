@@ -278,7 +278,7 @@ test_open(void)
 		CHECK_EQ_INT(bus_open(&s, names[i]), 0);
 		CHECK_EQ_INT(nng_socket_get_size(s, NNG_OPT_RECVMAXSZ, &max),
 			     0);
-		CHECK_EQ_INT(max, BUS_MAX_MSG);
+		CHECK_EQ_INT(max, bus_max_msg());
 		if (nng_socket_get_string(s, NNG_OPT_PROTONAME, &name) == 0) {
 			CHECK_EQ_STR(name, names[i]);
 			nng_strfree(name);

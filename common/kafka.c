@@ -194,6 +194,8 @@ kafka_producer_new(const char *brokers, int delivery_timeout_ms,
 	kafka_conf_set(conf, "delivery.timeout.ms", num, "delivery timeout");
 	kafka_conf_set(conf, "linger.ms", "1", "linger.ms");
 	kafka_conf_set(conf, "partitioner", "murmur2_random", "partitioner");
+	kafka_conf_set(conf, "message.max.bytes", KAFKA_MESSAGE_MAX,
+		       "message.max.bytes");
 	kafka_conf_env(conf);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
 	rd_kafka_conf_set_error_cb(conf, on_error);
@@ -346,6 +348,8 @@ kafka_consumer_conf(rd_kafka_conf_t *conf, const char *group, bool commit)
 	kafka_conf_set(conf, "heartbeat.interval.ms", "500", "heartbeat");
 	kafka_conf_set(conf, "fetch.wait.max.ms", "10", "fetch wait");
 	kafka_conf_set(conf, "isolation.level", "read_committed", "isolation");
+	kafka_conf_set(conf, "fetch.message.max.bytes", KAFKA_MESSAGE_MAX,
+		       "fetch.message.max.bytes");
 	kafka_conf_env(conf);
 }
 
@@ -491,6 +495,8 @@ kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
 		return -EINVAL;
 	}
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+	rd_kafka_NewTopic_set_config(nt, "max.message.bytes",
+				     KAFKA_MESSAGE_MAX);
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, timeout_ms);
 	if (ev && rd_kafka_event_error(ev))
