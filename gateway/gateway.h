@@ -46,6 +46,7 @@ struct gw_config {
 	const char *pusher_url;	  /* device registration (parley-pusher) */
 	const char *secret;
 	int auth_timeout_ms;
+	int handshake_timeout_s; /* HTTP upgrade must complete within */
 	int max_frame;
 	int outq_max;
 	int ping_s;

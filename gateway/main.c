@@ -68,6 +68,8 @@ gw_config(struct gw_config *c)
 	c->secret = config_secret("PARLEY_JWT_SECRET", 32);
 	c->auth_timeout_ms =
 		(int)config_int("PARLEY_AUTH_TIMEOUT_MS", 10000, 100, 600000);
+	c->handshake_timeout_s =
+		(int)config_int("PARLEY_HANDSHAKE_TIMEOUT_S", 10, 1, 600);
 	c->max_frame = (int)config_int("PARLEY_MAX_FRAME", 64 * 1024 + 512,
 				       1024, 16 << 20);
 	c->outq_max =

@@ -240,6 +240,9 @@ ws_context(struct gateway *gw)
 	info.protocols = ws_protocols;
 	info.user = gw;
 	info.retry_and_idle_policy = &retry;
+	/* A connection still sending its HTTP upgrade (slowloris) is dropped
+	 * once its header has been idle this long. */
+	info.timeout_secs_ah_idle = (unsigned int)gw->cfg.handshake_timeout_s;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.vhost_name = "parley";
