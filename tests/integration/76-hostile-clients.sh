@@ -34,10 +34,14 @@ wait_file_line "$T/bob.err" listening 20
 PARLEY_URL=$gw parley send --as alice --id m0 dm:alice:bob "m0" >/dev/null
 wait_online dm:alice:bob bob
 
+# Under `make asan` the sanitizer's shadow memory and quarantine dwarf the
+# gateway's own: the bound is checked on the normal build only.
+bound=40960
+[[ $PARLEY_BIN != */asan/* ]] || bound=0
 rc=0
 python3 "$(dirname "$0")/../conformance/hostile.py" --port "$GW_PORT_1" \
 	--pid "$(cat "$T/gateway1.pid")" --auth-timeout 3 --slowloris-max 9 \
-	--room dm:alice:zed --room-user zed --rss-bound-kb 40960 \
+	--room dm:alice:zed --room-user zed --rss-bound-kb "$bound" \
 	>"$T/hostile.out" 2>&1 &
 hostile=$!
 
