@@ -100,6 +100,7 @@ unit: $(TESTBINS)
 # the integration tests against a real Kafka and PostgreSQL.
 test: deps
 	@$(MAKE) --no-print-directory all proto-lint web
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@tests/run.sh
 
 # Random faults against real processes for SOAK_MINUTES (default 30); see
@@ -167,6 +168,9 @@ web: $(BUILD)/web/index.html
 
 # The benchmark harness (issue 5): make bench-tools, bench-quick, bench.
 include tests/bench/bench.mk
+
+# libFuzzer targets (issue 7): make fuzz-smoke, fuzz FUZZ_SECONDS=N.
+include tests/fuzz/fuzz.mk
 
 clean:
 	rm -rf build

@@ -3,6 +3,7 @@
  * socket set-up, and the one place NNG errors become -errno. */
 #include "bus.h"
 
+#include "config.h"
 #include "log.h"
 
 #include <errno.h>
@@ -259,10 +260,22 @@ static const struct {
 /* Sets up the socket after opening: every socket gets the size limit, and
  * a sub socket subscribes to everything, since every batch starts with
  * the same bytes and topics could not tell them apart. */
+size_t
+bus_max_msg(void)
+{
+	static size_t max;
+
+	/* Sockets are opened at start-up, before any thread could race here. */
+	if (max == 0)
+		max = (size_t)config_int("PARLEY_NNG_RECV_MAX", BUS_MAX_MSG,
+					 BUS_MAX_MSG_MIN, 1 << 30);
+	return max;
+}
+
 static int
 bus_setup(nng_socket s, const char *proto)
 {
-	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, BUS_MAX_MSG);
+	int rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, bus_max_msg());
 
 	if (rv == 0 && strcmp(proto, "sub") == 0)
 		rv = nng_socket_set(s, NNG_OPT_SUB_SUBSCRIBE, "", 0);

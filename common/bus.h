@@ -13,8 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest NNG message any parley socket accepts (NNG_OPT_RECVMAXSZ). */
+/* Largest NNG message any parley socket accepts (NNG_OPT_RECVMAXSZ) unless
+ * PARLEY_NNG_RECV_MAX says otherwise (docs/CONFIG.md). A peer that sends a
+ * bigger message loses its connection (NNG drops the pipe), so a
+ * compromised or buggy peer cannot make a process allocate more. */
 #define BUS_MAX_MSG (16u << 20)
+/* Smallest accepted PARLEY_NNG_RECV_MAX: a full-size message (body limit
+ * 64 KiB, frame limit up to 16 MiB) must still fit in one envelope. */
+#define BUS_MAX_MSG_MIN (1u << 20)
 
 /* A batch under construction. Embedded: bus_batch_init/bus_batch_release. */
 struct bus_batch {
@@ -50,8 +56,12 @@ int bus_iter_next(struct bus_iter *it, const uint8_t **item, size_t *len);
  * NNG_ECLOSED -> -EBADF, NNG_ESTATE -> -EPROTO, unknown -> -EIO). */
 int bus_err(int nng_rv);
 
+/* The NNG_OPT_RECVMAXSZ every socket gets: PARLEY_NNG_RECV_MAX (bytes,
+ * BUS_MAX_MSG_MIN to 1 GiB), default BUS_MAX_MSG. Read once; a malformed
+ * value stops the process at start-up naming the variable. */
+size_t bus_max_msg(void);
 /* Open a socket of the given protocol ("push", "pull", "req", "rep",
- * "pub", "sub") with NNG_OPT_RECVMAXSZ set to BUS_MAX_MSG. A "sub" socket
+ * "pub", "sub") with NNG_OPT_RECVMAXSZ set to bus_max_msg(). A "sub" socket
  * comes subscribed to everything (batches all start alike, so topics could
  * not tell them apart). 0 or -errno (-EINVAL for an unknown protocol). */
 int bus_open(nng_socket *s, const char *proto);

@@ -265,6 +265,24 @@ test_err(void)
 		CHECK(bus_err(i) < 0);
 }
 
+/* PARLEY_NNG_RECV_MAX sets every socket's limit (read once: this test
+ * runs first). */
+static void
+test_recv_max_env(void)
+{
+	nng_socket s = NNG_SOCKET_INITIALIZER;
+	size_t max = 0;
+
+	setenv("PARLEY_NNG_RECV_MAX", "8388608", 1);
+	CHECK_EQ_INT(bus_max_msg(), 8388608);
+	CHECK_EQ_INT(bus_open(&s, "pull"), 0);
+	CHECK_EQ_INT(nng_socket_get_size(s, NNG_OPT_RECVMAXSZ, &max), 0);
+	CHECK_EQ_INT(max, 8388608);
+	nng_close(s);
+	setenv("PARLEY_NNG_RECV_MAX", "1", 1); /* read once: no effect now */
+	CHECK_EQ_INT(bus_max_msg(), 8388608);
+}
+
 static void
 test_open(void)
 {
@@ -278,7 +296,7 @@ test_open(void)
 		CHECK_EQ_INT(bus_open(&s, names[i]), 0);
 		CHECK_EQ_INT(nng_socket_get_size(s, NNG_OPT_RECVMAXSZ, &max),
 			     0);
-		CHECK_EQ_INT(max, BUS_MAX_MSG);
+		CHECK_EQ_INT(max, bus_max_msg());
 		if (nng_socket_get_string(s, NNG_OPT_PROTONAME, &name) == 0) {
 			CHECK_EQ_STR(name, names[i]);
 			nng_strfree(name);
@@ -454,10 +472,11 @@ test_send_would_block(void)
 	nng_close(push);
 }
 
-TEST_MAIN(TEST(test_batch_empty), TEST(test_batch_wire_bytes),
-	  TEST(test_batch_is_protobuf), TEST(test_batch_many),
-	  TEST(test_iter_truncated), TEST(test_iter_malformed),
-	  TEST(test_iter_stops_after_error), TEST(test_err), TEST(test_open),
-	  TEST(test_pub_sub), TEST(test_inproc_push_pull),
-	  TEST(test_tcp_push_pull), TEST(test_dial_before_listen),
-	  TEST(test_errors_from_sockets), TEST(test_send_would_block))
+TEST_MAIN(TEST(test_recv_max_env), TEST(test_batch_empty),
+	  TEST(test_batch_wire_bytes), TEST(test_batch_is_protobuf),
+	  TEST(test_batch_many), TEST(test_iter_truncated),
+	  TEST(test_iter_malformed), TEST(test_iter_stops_after_error),
+	  TEST(test_err), TEST(test_open), TEST(test_pub_sub),
+	  TEST(test_inproc_push_pull), TEST(test_tcp_push_pull),
+	  TEST(test_dial_before_listen), TEST(test_errors_from_sockets),
+	  TEST(test_send_would_block))

@@ -217,6 +217,8 @@ kafka_producer_open(const char *brokers, int delivery_timeout_ms,
 	if (errors_only)
 		kafka_conf_set(conf, "delivery.report.only.error", "true",
 			       "error reports");
+	kafka_conf_set(conf, "message.max.bytes", KAFKA_MESSAGE_MAX,
+		       "message.max.bytes");
 	kafka_conf_env(conf);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
 	rd_kafka_conf_set_error_cb(conf, on_error);
@@ -393,6 +395,8 @@ kafka_consumer_conf(rd_kafka_conf_t *conf, const char *group, bool commit)
 	 * on three idle consumers, docs/PERFORMANCE.md). */
 	kafka_conf_set(conf, "fetch.wait.max.ms", "100", "fetch wait");
 	kafka_conf_set(conf, "isolation.level", "read_committed", "isolation");
+	kafka_conf_set(conf, "fetch.message.max.bytes", KAFKA_MESSAGE_MAX,
+		       "fetch.message.max.bytes");
 	kafka_conf_env(conf);
 }
 
@@ -540,6 +544,8 @@ kafka_create_once(rd_kafka_t *rk, const char *topic, int partitions,
 	rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
 	if (compact)
 		rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+	rd_kafka_NewTopic_set_config(nt, "max.message.bytes",
+				     KAFKA_MESSAGE_MAX);
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	ev = rd_kafka_queue_poll(q, timeout_ms);
 	if (ev && rd_kafka_event_error(ev))

@@ -10,6 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Largest Kafka message (record batch) parley produces, fetches and lets
+ * its topic hold: producer message.max.bytes, consumer
+ * fetch.message.max.bytes, and the topic's max.message.bytes when the
+ * router creates it. A record carries at most PARLEY_MAX_BODY (64 KiB by
+ * default, 1 MiB at most) of body plus ids under 2 KiB, so one always
+ * fits. PARLEY_KAFKA_MESSAGE_MAX_BYTES and PARLEY_KAFKA_FETCH_MESSAGE_MAX_BYTES
+ * override the client sides (docs/CONFIG.md). */
+#define KAFKA_MESSAGE_MAX "2097152"
+
 struct kafka_delivery {
 	void *opaque;	   /* as given to kafka_produce */
 	const void *value; /* the record as produced (valid in the call) */

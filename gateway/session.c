@@ -8,6 +8,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "pb.h"
 #include "xalloc.h"
 
 struct gw_user {
@@ -435,7 +436,9 @@ session_on_message(struct gw_session *s, const uint8_t *buf, size_t len)
 
 	metric_add(s->gw->m->frames_in, 1);
 	f = parley__v1__client_frame__unpack(NULL, len, buf);
-	if (f == NULL) {
+	if (f == NULL || !pb_tags_valid(&f->base)) {
+		if (f)
+			parley__v1__client_frame__free_unpacked(f, NULL);
 		session_close(s, GW_CLOSE_BAD_FRAME, "not a ClientFrame");
 		return;
 	}

@@ -133,11 +133,14 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	free(token);
 }
 
-/* Collect fragments; hand complete messages to the session. */
+/* Collect fragments; hand complete messages to the session. The size
+ * check counts what the frame header still announces, so a frame claiming
+ * more than the limit (up to 2^63 bytes) is refused at its first bytes. */
 static void
 ws_on_rx(struct gw_session *s, struct lws *wsi, const uint8_t *in, size_t len)
 {
 	bool final = lws_is_final_fragment(wsi);
+	size_t announced = lws_remaining_packet_payload(wsi);
 
 	if (s->state == GW_CLOSING)
 		return;
@@ -145,7 +148,8 @@ ws_on_rx(struct gw_session *s, struct lws *wsi, const uint8_t *in, size_t len)
 		session_close(s, GW_CLOSE_BAD_FRAME, "binary frames only");
 		return;
 	}
-	if (s->rx_len + len > (size_t)s->gw->cfg.max_frame) {
+	if (s->rx_len + len > (size_t)s->gw->cfg.max_frame ||
+	    announced > (size_t)s->gw->cfg.max_frame - s->rx_len - len) {
 		session_close(s, GW_CLOSE_TOO_BIG, "message too big");
 		return;
 	}
@@ -193,6 +197,29 @@ ws_on_writable(struct gw_session *s)
 	return 0;
 }
 
+/* RFC 6455 4.2.1: version 13 only (lws also takes the drafts' 8). */
+static bool
+ws_version_ok(struct lws *wsi)
+{
+	char v[8];
+
+	return lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_VERSION) == 2 &&
+	       strcmp(v, "13") == 0;
+}
+
+/* A close from the client that lws would echo although RFC 6455 7.4 makes
+ * it a protocol error: a 1-byte payload, or a code of 5000 or more (lws
+ * itself answers the reserved codes below 3000 with 1002). */
+static int
+ws_on_peer_close(struct lws *wsi, const uint8_t *in, size_t len)
+{
+	if (len != 1 && (len < 2 || ((in[0] << 8) | in[1]) < 5000))
+		return 0;
+	lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			 (unsigned char *)"bad close", 9);
+	return -1;
+}
+
 static int
 callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		void *in, size_t len)
@@ -201,7 +228,10 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		return ws_gateway(wsi)->draining ? -1 : 0;
+		return ws_gateway(wsi)->draining || !ws_version_ok(wsi) ? -1
+									: 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return ws_on_peer_close(wsi, in, len);
 	case LWS_CALLBACK_ESTABLISHED:
 		ws_on_open(ws_gateway(wsi), wsi, s);
 		break;
@@ -274,6 +304,9 @@ ws_context(struct gateway *gw)
 	info.user = gw;
 	info.retry_and_idle_policy = &retry;
 	info.timeout_secs = (unsigned int)gw->cfg.handshake_timeout_s;
+	/* A connection still sending its HTTP upgrade (slowloris) is dropped
+	 * once its header has been idle this long. */
+	info.timeout_secs_ah_idle = (unsigned int)gw->cfg.handshake_timeout_s;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.vhost_name = "parley";

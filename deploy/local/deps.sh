@@ -15,6 +15,7 @@ packages=(
 	protobuf-compiler librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev
 	postgresql-15
 	clang-14 clang-tidy-14 clang-format-14 cppcheck
+	libclang-rt-14-dev
 	curl procps iproute2 python3 openssl
 	chromium # the web demo's browser tests (playwright-core drives it)
 )

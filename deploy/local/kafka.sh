@@ -68,6 +68,10 @@ background.threads=4
 offsets.topic.num.partitions=8
 transaction.state.log.num.partitions=4
 log.segment.bytes=67108864
+
+# The largest record batch a topic takes, as the clients' limits
+# (KAFKA_MESSAGE_MAX in common/kafka.h: 2 MiB).
+message.max.bytes=2097152
 log.cleaner.dedupe.buffer.size=8388608
 log.cleaner.threads=1
 
