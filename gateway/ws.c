@@ -231,6 +231,9 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return ws_gateway(wsi)->draining || !ws_version_ok(wsi) ? -1
 									: 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws answers the close; nothing may follow it. */
+		if (s->state != GW_AUTH_WAIT)
+			s->state = GW_CLOSING;
 		return ws_on_peer_close(wsi, in, len);
 	case LWS_CALLBACK_ESTABLISHED:
 		ws_on_open(ws_gateway(wsi), wsi, s);
@@ -240,11 +243,6 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_on_writable(s);
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		/* lws answers the close; nothing may follow it. */
-		if (s->state != GW_AUTH_WAIT)
-			s->state = GW_CLOSING;
-		break;
 	case LWS_CALLBACK_CLOSED:
 		lws_sul_cancel(&s->auth_sul);
 		limits_release(ws_gateway(wsi), s);
