@@ -403,6 +403,9 @@ void limits_release(struct gateway *gw, struct gw_session *s);
  * is answered RATE_LIMITED (request_id given) or, after a full burst of
  * refusals, the session closed with 4007. */
 bool limits_allow(struct gw_session *s, uint64_t request_id);
+/* The Origin allowlist alone, while wsi's request head is still there:
+ * 0 or GW_CLOSE_ORIGIN. */
+int limits_origin(struct gateway *gw, struct lws *wsi);
 /* A CreateRoom: true when the user has fewer rooms than the limit (and
  * counts the new one); otherwise answers FORBIDDEN. */
 bool limits_room(struct gw_session *s, uint64_t request_id);

@@ -91,6 +91,12 @@ limits_origin_ok(struct gateway *gw, struct lws *wsi)
 }
 
 int
+limits_origin(struct gateway *gw, struct lws *wsi)
+{
+	return limits_origin_ok(gw, wsi) ? 0 : GW_CLOSE_ORIGIN;
+}
+
+int
 limits_admit(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 {
 	int *count;

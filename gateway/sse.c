@@ -54,6 +54,7 @@ struct sse_req {
 	bool resumed;
 	bool ping;
 	int close_code; /* this stream only: no session, or replaced */
+	int origin;	/* limits_origin of the request head */
 	const char *close_reason;
 	bool ended; /* the close event is out: end at the next writable */
 	/* POST. */
@@ -133,6 +134,7 @@ static void
 sse_session_free(struct sse_session *ss)
 {
 	lws_sul_cancel(&ss->gone_sul);
+	limits_release(ss->s.gw, &ss->s);
 	session_destroy(&ss->s);
 	while (ss->replay_head)
 		sse_replay_drop_head(ss);
@@ -414,6 +416,13 @@ sse_start(struct sse_req *r, const char *token, const char *cursor)
 	}
 	ss = sse_session_new(gw);
 	sse_attach(r, ss, false);
+	/* The WebSocket's limits: Origin allowlist, connections per IP
+	 * (held until the session ends, grace included), the send bucket. */
+	code = r->origin ? r->origin : limits_admit(gw, r->wsi, &ss->s);
+	if (code) {
+		session_close(&ss->s, code, "connection refused by a limit");
+		return;
+	}
 	code = session_auth(&ss->s, token);
 	if (code)
 		session_close(&ss->s, code, "authentication failed");
@@ -440,6 +449,7 @@ sse_open(struct gateway *gw, struct lws *wsi, struct gw_http *h)
 		free(cursor);
 		return -1;
 	}
+	r->origin = limits_origin(gw, wsi);
 	/* An event stream lives long: no lws timeouts, no header table. */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	lws_http_headers_detach(wsi);

@@ -9,6 +9,8 @@
 # and Sync repairs what was missed; heartbeats arrive as comments.
 . "$(dirname "$0")/../lib.sh"
 lib_init ssefallback
+# Expired means expired here: the expiry case waits 2 s, not the leeway.
+export PARLEY_JWT_LEEWAY_S=0
 export PARLEY_SSE_GRACE_MS=2000 PARLEY_SSE_PING_S=1
 start_stack
 

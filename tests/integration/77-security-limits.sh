@@ -40,6 +40,22 @@ want "5 connections per IP" "$T/many.json" 'r["codes"] == {"None": 5, "4009": 3}
 sec origin --port "$port" --token "$tok" >"$T/again.json"
 want "a slot after the others closed" "$T/again.json" 'r["close_code"] is None'
 
+# The fallback transport's event stream obeys the same allowlist (its
+# session holds one of the IP's slots through the resume grace).
+PYTHONPATH="$TOOLS" python3 - "$port" "$tok" <<'PY' || fail "SSE origin"
+import sys
+import sseclient
+port, tok = int(sys.argv[1]), sys.argv[2]
+ok = sseclient.Stream(port, bearer=tok, origin="https://chat.example")
+assert ok.expect("session")["event"] == "session"
+bad = sseclient.Stream(port, bearer=tok, origin="https://evil.example")
+ev = bad.next()
+while ev and ev["event"] in ("session", "ping"):
+    ev = bad.next()
+assert ev and ev["event"] == "close" and ev["code"] == 4008, ev
+print("SSE: listed origin gets a session, a foreign one close 4008")
+PY
+
 sec flood --port "$port" --token "$tok" --n 100 >"$T/flood.json"
 want "send rate: refused, then closed" "$T/flood.json" \
 	'r["close_code"] == 4007 and 1 <= r["rate_limited"] <= 11'

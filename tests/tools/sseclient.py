@@ -101,7 +101,8 @@ class Stream:
     {"event": "ping"}; None on timeout; {"event": "end"} at EOF."""
 
     def __init__(self, port, token=None, bearer=None, cursor=None,
-                 cursor_in_query=False, rcvbuf=0, host="127.0.0.1"):
+                 cursor_in_query=False, rcvbuf=0, host="127.0.0.1",
+                 origin=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -115,6 +116,8 @@ class Stream:
         path = "/v1/events" + ("?" + urllib.parse.urlencode(q) if q else "")
         req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         req += "Accept: text/event-stream\r\n"
+        if origin:
+            req += f"Origin: {origin}\r\n"
         if bearer:
             req += f"Authorization: Bearer {bearer}\r\n"
         if cursor and not cursor_in_query:
