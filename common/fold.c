@@ -320,7 +320,7 @@ fold_post(struct fold *f, struct fold_room *r,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
 	out->room = r;
-	if (fold_room_member(r, rec->actor) == NULL)
+	if (!rec->server && fold_room_member(r, rec->actor) == NULL)
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
@@ -350,7 +350,8 @@ fold_create(struct fold *f, struct fold_room *r,
 
 	if (r) {
 		out->room = r;
-		if (r->kind == FOLD_GROUP && fold_room_member(r, rec->actor))
+		if (r->kind == FOLD_GROUP &&
+		    (rec->server || fold_room_member(r, rec->actor)))
 			return fold_duplicate(out, r->last_seq);
 		return fold_reject(
 			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
@@ -382,7 +383,7 @@ fold_group_check(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
-	if (fold_room_member(r, rec->actor) == NULL)
+	if (!rec->server && fold_room_member(r, rec->actor) == NULL)
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
@@ -422,7 +423,7 @@ fold_remove(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		return rc;
 	if (user == NULL || fold_room_member(r, user) == NULL)
 		return fold_duplicate(out, r->last_seq);
-	if (strcmp(user, rec->actor) != 0 &&
+	if (!rec->server && strcmp(user, rec->actor) != 0 &&
 	    (r->creator == NULL || strcmp(r->creator, rec->actor) != 0))
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,

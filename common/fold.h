@@ -18,6 +18,10 @@
  *    AddMembers / RemoveMember / Leave records. Any member may add members;
  *    only the room's creator may remove others; anyone may leave.
  *  - Markers (delivered/read) only move forward, never past last_seq.
+ *  - A record with server set (the server API, docs/SERVER_API.md) skips
+ *    the actor's checks: it may post into any existing room, add and
+ *    remove members of any group, and a retried CreateRoom of it is a
+ *    duplicate whether or not its actor is still a member.
  *  - A record whose room id or client_msg_id is not valid UTF-8 is
  *    rejected (protobuf-c does not check; every folder must agree).
  *

@@ -284,6 +284,35 @@ test_snapshot_agrees(void)
 	fold_free(snap);
 }
 
+/* Server API records skip the actor's checks: the system posts into a room
+ * it is not in, removes a member the creator added, and its retried post
+ * keeps its seq. A user record with the same content is still refused. */
+static void
+test_server_records(void)
+{
+	struct fold *f = fold_new();
+	char *bob[] = { "bob" };
+	struct fold_result res;
+
+	apply(f, mk_group("create", "g:1", "alice", bob, 1));
+	CHECK_EQ_INT(apply(f, mk_post("g:1", "system", "k1", 1)).error,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+	mk_post("g:1", "system", "k1", 2)->server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
+	CHECK_EQ_INT(res.seq, 1);
+	mk_post("g:1", "system", "k1", 3)->server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_DUPLICATE);
+	CHECK_EQ_INT(res.seq, 1);
+	CHECK(fold_room_member(res.room, "system") == NULL);
+	mk_group("remove", "g:1", "system", bob, 1)->server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
+	CHECK_EQ_STR(res.removed, "bob");
+	fold_free(f);
+}
+
 static void
 test_map_basics(void)
 {
@@ -312,4 +341,5 @@ TEST_MAIN(TEST(test_dm_ids), TEST(test_dense_seq),
 	  TEST(test_dm_outsider_rejected), TEST(test_dedup_window),
 	  TEST(test_room_time_monotonic), TEST(test_ring_growth),
 	  TEST(test_group_membership), TEST(test_markers_forward_only),
-	  TEST(test_snapshot_agrees), TEST(test_map_basics))
+	  TEST(test_snapshot_agrees), TEST(test_server_records),
+	  TEST(test_map_basics))

@@ -107,7 +107,7 @@ ingress_check_send(const struct router *r,
 	if (!fold_dm_parse(s->room_id, a, b))
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND;
 	*why = "not a member of this room";
-	if (strcmp(a, c->user_id) != 0 && strcmp(b, c->user_id) != 0)
+	if (!c->server && strcmp(a, c->user_id) != 0 && strcmp(b, c->user_id) != 0)
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN;
 	return 0;
 }
@@ -127,6 +127,7 @@ ingress_produce(struct router *r, const Parley__Internal__V1__Command *c,
 	o.request_id = c->frame->request_id;
 	o.trace_id = c->trace_id;
 	rec->actor = c->user_id;
+	rec->server = c->server;
 	rec->ts_ms = router_now_ms();
 	rec->origin = &o;
 	n = parley__log__v1__record__get_packed_size(rec);

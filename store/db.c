@@ -1097,3 +1097,64 @@ db_rooms_free(Parley__V1__RoomSummary **rooms, size_t n)
 	}
 	free(rooms);
 }
+
+/* The members of a room (current ones) into g, from the rows of res. */
+static void
+db_info_members(const PGresult *res, Parley__Server__V1__GetRoomResponse *g)
+{
+	g->n_members = (size_t)PQntuples(res);
+	g->members = xcalloc(g->n_members ? g->n_members : 1,
+			     sizeof(*g->members));
+	for (size_t i = 0; i < g->n_members; i++) {
+		Parley__Server__V1__Member *m = xmalloc(sizeof(*m));
+
+		parley__server__v1__member__init(m);
+		m->user_id = xstrdup(PQgetvalue(res, (int)i, 0));
+		m->joined_after = db_u64(res, (int)i, 1);
+		m->delivered_seq = db_u64(res, (int)i, 2);
+		m->read_seq = db_u64(res, (int)i, 3);
+		g->members[i] = m;
+	}
+}
+
+int
+db_room_info(struct db *db, const char *room_id,
+	     Parley__Server__V1__GetRoomResponse **out)
+{
+	const char *params[] = { room_id };
+	Parley__Server__V1__GetRoomResponse *g;
+	int rc = 0;
+	PGresult *res = db_exec(db, "room info",
+				"SELECT kind, name, coalesce(creator, ''),"
+				" last_seq, last_ts FROM rooms WHERE room_id = $1",
+				1, params, &rc);
+
+	if (res == NULL)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	g = xmalloc(sizeof(*g));
+	parley__server__v1__get_room_response__init(g);
+	g->room_id = xstrdup(room_id);
+	g->kind = (Parley__Server__V1__RoomKind)db_i64(res, 0, 0);
+	g->name = xstrdup(PQgetvalue(res, 0, 1));
+	g->creator = xstrdup(PQgetvalue(res, 0, 2));
+	g->last_seq = db_u64(res, 0, 3);
+	g->last_ts_ms = db_i64(res, 0, 4);
+	PQclear(res);
+	res = db_exec(db, "room members",
+		      "SELECT user_id, joined_after, delivered_seq, read_seq"
+		      " FROM members WHERE room_id = $1 AND left_after IS NULL"
+		      " ORDER BY user_id",
+		      1, params, &rc);
+	if (res == NULL) {
+		parley__server__v1__get_room_response__free_unpacked(g, NULL);
+		return rc;
+	}
+	db_info_members(res, g);
+	PQclear(res);
+	*out = g;
+	return 0;
+}

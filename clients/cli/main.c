@@ -34,6 +34,8 @@ static const char main_usage[] =
 	"                                 register a push target (fcm, apns,\n"
 	"                                 webhook)\n"
 	"  device remove --as USER TOKEN  unregister a push target\n"
+	"  admin SUBCOMMAND ...           the server API (PARLEY_API_URL,\n"
+	"                                 PARLEY_API_KEY); see admin --help\n"
 	"\n"
 	"Options of every command but token:\n"
 	"  --as USER       speak as USER with a token signed by\n"
@@ -62,6 +64,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "read", cmd_read },	      { "room", cmd_room },
 	{ "typing", cmd_typing },     { "presence", cmd_presence },
 	{ "receipts", cmd_receipts }, { "device", cmd_device },
+	{ "admin", cmd_admin },
 };
 
 static bool
