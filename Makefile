@@ -32,7 +32,8 @@ obj       = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB       = $(BUILD)/lib/libparley.a
 CLIENT_LIB = $(BUILD)/lib/libparley-client.a
 BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parley \
-            $(CLIENT_LIB) $(BUILD)/bin/parley-post-example
+            $(CLIENT_LIB) $(BUILD)/bin/parley-post-example \
+            $(BUILD)/tools/api_load
 TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
               clients/cli/*_test.c)
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
@@ -82,6 +83,11 @@ $(CLIENT_LIB): $(BUILD)/obj/clients/libparley-client/parley_client.o \
 	rm -f $@ && ar rcs $@ $^
 $(BUILD)/bin/parley-post-example: \
     $(BUILD)/obj/clients/libparley-client/example/post.o $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ -lnng -lprotobuf-c -pthread
+
+# Test tool: many concurrent callers on one client (tests/integration/70).
+$(BUILD)/tools/api_load: $(BUILD)/obj/tests/tools/api_load.o $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ -lnng -lprotobuf-c -pthread
 

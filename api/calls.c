@@ -283,6 +283,22 @@ calls_remove_member(struct api *a,
 				  &f, timeout_ms);
 }
 
+static Response *
+calls_delete_room(struct api *a, const Parley__Server__V1__DeleteRoomRequest *q,
+		  int timeout_ms)
+{
+	Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+	Parley__V1__DeleteRoom d = PARLEY__V1__DELETE_ROOM__INIT;
+
+	if (!calls_valid_id(q->room_id, CALLS_MAX_ROOM))
+		return calls_bad("room_id must be 1-256 bytes");
+	d.room_id = q->room_id;
+	f.msg_case = PARLEY__V1__CLIENT_FRAME__MSG_DELETE_ROOM;
+	f.delete_room = &d;
+	return calls_room_command(a, calls_actor(q->actor), q->idempotency_key,
+				  &f, timeout_ms);
+}
+
 /* Reads from the store. */
 
 static Response *
@@ -640,6 +656,8 @@ calls_change(struct api *a, const Parley__Server__V1__Request *q, int ms)
 		return calls_add_members(a, q->add_members, ms);
 	case PARLEY__SERVER__V1__REQUEST__CALL_REMOVE_MEMBER:
 		return calls_remove_member(a, q->remove_member, ms);
+	case PARLEY__SERVER__V1__REQUEST__CALL_DELETE_ROOM:
+		return calls_delete_room(a, q->delete_room, ms);
 	default:
 		return NULL;
 	}
@@ -666,8 +684,6 @@ calls_handle(struct api *a, const Parley__Server__V1__Request *q,
 		return calls_register_device(a, q->register_device, timeout_ms);
 	case PARLEY__SERVER__V1__REQUEST__CALL_STATS:
 		return calls_stats(a, timeout_ms);
-	case PARLEY__SERVER__V1__REQUEST__CALL_DELETE_ROOM:
-		return calls_unimplemented("DeleteRoom is not implemented yet");
 	case PARLEY__SERVER__V1__REQUEST__CALL_DISCONNECT_USER:
 		return calls_unimplemented(
 			"DisconnectUser is not implemented yet");

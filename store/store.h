@@ -68,6 +68,7 @@ struct batch_room {
 	uint64_t last_seq;
 	int64_t last_ts;
 	int64_t created_ts;
+	bool deleted;
 };
 
 struct batch_member {
