@@ -16,6 +16,9 @@
 #include "parley/internal/v1/envelope.pb-c.h"
 #include "parley/server/v1/api.pb-c.h"
 
+/* WebSocket close code of DisconnectUser (gateway.h GW_CLOSE_DISCONNECTED). */
+#define API_CLOSE_DISCONNECTED 4010
+
 /* The reserved sender of system messages. */
 #define API_SYSTEM_USER "system"
 
@@ -30,6 +33,8 @@ struct api_config {
 	int workers;		 /* PARLEY_API_WORKERS: concurrent calls */
 	int max_request;	 /* PARLEY_API_MAX_REQUEST: bytes */
 	int timeout_ms;		 /* PARLEY_API_TIMEOUT_MS: longest wait */
+	const char *brokers;	 /* PARLEY_KAFKA_BROKERS: revocations */
+	const char *topic;	 /* PARLEY_TOPIC: <topic>.revocations */
 };
 
 /* One call waiting for the owner's answer (link.c). */
@@ -50,6 +55,7 @@ struct api {
 	pthread_t receiver;
 	pthread_mutex_t lock; /* waits, next_id */
 	struct map waits;     /* session id -> struct api_wait * */
+	struct map gateways;  /* gateway url -> nng_socket * (push) */
 	uint64_t next_id;
 	int router_pipes;
 	struct metric *calls, *failed, *in_flight, *latency, *refused;
@@ -70,10 +76,17 @@ void link_close(struct api *a);
  * it could not be sent. */
 int link_command(struct api *a, Parley__Internal__V1__Command *c,
 		 int timeout_ms, Parley__V1__ServerFrame **out);
+/* Send one Delivery batch to the gateway at url (a push socket made on
+ * first use). 0 or -errno (-ETIMEDOUT when it is unreachable). */
+int link_to_gateway(struct api *a, const char *url, nng_msg *m);
 /* One request/reply on sock with its own context: 0 with *reply (the
  * caller frees it), or -errno (-ETIMEDOUT). */
 int link_ask(nng_socket sock, const ProtobufCMessage *req, int timeout_ms,
 	     nng_msg **reply);
+
+/* revoke.c: write user's revocation epoch (now) and wait for the ack.
+ * 0 or -errno. */
+int api_revoke(struct api *a, const char *user, int timeout_ms);
 
 /* calls.c: one Request to its Response (heap; free with
  * calls_response_free). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "bus.h"
 #include "jwt.h"
 #include "log.h"
 #include "utf8.h"
@@ -636,11 +637,75 @@ calls_stats(struct api *a, int timeout_ms)
 	return r;
 }
 
-static Response *
-calls_unimplemented(const char *what)
+/* DisconnectUser: every gateway that holds a session of the user (from a
+ * presence snapshot) closes them. Closing twice is harmless, so a retry
+ * after a partial failure is safe. */
+static int
+calls_disconnect_gateway(struct api *a, const char *gateway, char *user)
 {
-	return calls_error(PARLEY__SERVER__V1__CODE__CODE_UNIMPLEMENTED, what,
-			   false);
+	Parley__Internal__V1__Delivery d = PARLEY__INTERNAL__V1__DELIVERY__INIT;
+	struct bus_batch b;
+
+	d.user_ids = &user;
+	d.n_user_ids = 1;
+	d.close_code = API_CLOSE_DISCONNECTED;
+	bus_batch_init(&b);
+	bus_batch_add_pb(&b, &d.base);
+	return link_to_gateway(a, gateway, bus_batch_take(&b));
+}
+
+static Response *
+calls_disconnect_user(struct api *a,
+		      const Parley__Server__V1__DisconnectUserRequest *q,
+		      int timeout_ms)
+{
+	Parley__Internal__V1__PresenceRequest pq =
+		PARLEY__INTERNAL__V1__PRESENCE_REQUEST__INIT;
+	Parley__Internal__V1__PresenceReply *rep;
+	struct map done;
+	int rc = 0;
+
+	if (!jwt_valid_user(q->user_id))
+		return calls_bad("user_id is not a valid user id");
+	pq.req_case = PARLEY__INTERNAL__V1__PRESENCE_REQUEST__REQ_SNAPSHOT;
+	pq.snapshot = true;
+	if ((rep = calls_presence_ask(a, &pq, timeout_ms)) == NULL)
+		return calls_error(PARLEY__SERVER__V1__CODE__CODE_UNAVAILABLE,
+				   "presence unavailable; retry", true);
+	map_init(&done);
+	for (size_t i = 0; i < rep->n_sessions && rc == 0; i++) {
+		const Parley__Internal__V1__Session *s = rep->sessions[i];
+
+		if (strcmp(s->user_id, q->user_id) != 0 ||
+		    map_get(&done, s->gateway))
+			continue;
+		map_put(&done, s->gateway, &done);
+		rc = calls_disconnect_gateway(a, s->gateway, q->user_id);
+	}
+	map_release(&done);
+	parley__internal__v1__presence_reply__free_unpacked(rep, NULL);
+	if (rc < 0)
+		return calls_error(PARLEY__SERVER__V1__CODE__CODE_UNAVAILABLE,
+				   "a gateway is unreachable; retry", true);
+	return calls_ok();
+}
+
+/* RevokeTokens: the epoch first (durable), then the live sessions. */
+static Response *
+calls_revoke_tokens(struct api *a,
+		    const Parley__Server__V1__RevokeTokensRequest *q,
+		    int timeout_ms)
+{
+	Parley__Server__V1__DisconnectUserRequest d =
+		PARLEY__SERVER__V1__DISCONNECT_USER_REQUEST__INIT;
+
+	if (!jwt_valid_user(q->user_id))
+		return calls_bad("user_id is not a valid user id");
+	if (api_revoke(a, q->user_id, timeout_ms) < 0)
+		return calls_error(PARLEY__SERVER__V1__CODE__CODE_UNAVAILABLE,
+				   "revocation not written; retry", true);
+	d.user_id = q->user_id;
+	return calls_disconnect_user(a, &d, timeout_ms);
 }
 
 /* The calls that change something (a Command through the routers). */
@@ -685,11 +750,9 @@ calls_handle(struct api *a, const Parley__Server__V1__Request *q,
 	case PARLEY__SERVER__V1__REQUEST__CALL_STATS:
 		return calls_stats(a, timeout_ms);
 	case PARLEY__SERVER__V1__REQUEST__CALL_DISCONNECT_USER:
-		return calls_unimplemented(
-			"DisconnectUser is not implemented yet");
+		return calls_disconnect_user(a, q->disconnect_user, timeout_ms);
 	case PARLEY__SERVER__V1__REQUEST__CALL_REVOKE_TOKENS:
-		return calls_unimplemented(
-			"RevokeTokens is not implemented yet");
+		return calls_revoke_tokens(a, q->revoke_tokens, timeout_ms);
 	default:
 		return calls_bad("no call in the request");
 	}

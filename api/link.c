@@ -112,6 +112,7 @@ link_open(struct api *a)
 
 	pthread_mutex_init(&a->lock, NULL);
 	map_init(&a->waits);
+	map_init(&a->gateways);
 	if ((rc = bus_open(&a->routers, "push")) < 0 ||
 	    (rc = bus_set_timeouts(a->routers, LINK_SEND_MS, -1)) < 0)
 		return rc;
@@ -132,6 +133,10 @@ link_open(struct api *a)
 void
 link_close(struct api *a)
 {
+	size_t pos = 0;
+	const char *key;
+	void *val;
+
 	nng_close(a->answers);
 	pthread_join(a->receiver, NULL);
 	nng_close(a->routers);
@@ -139,6 +144,46 @@ link_close(struct api *a)
 	nng_close(a->presence);
 	nng_close(a->pusher);
 	map_release(&a->waits);
+	while (map_next(&a->gateways, &pos, &key, &val)) {
+		nng_close(*(nng_socket *)val);
+		free(val);
+	}
+	map_release(&a->gateways);
+}
+
+/* The push socket of a gateway, made on first use; NULL when it cannot. */
+static nng_socket *
+link_gateway(struct api *a, const char *url)
+{
+	nng_socket *s;
+
+	pthread_mutex_lock(&a->lock);
+	s = map_get(&a->gateways, url);
+	if (s == NULL) {
+		s = xmalloc(sizeof(*s));
+		if (bus_open(s, "push") < 0 ||
+		    bus_set_timeouts(*s, LINK_SEND_MS, -1) < 0 ||
+		    bus_dial(*s, url) < 0) {
+			free(s);
+			s = NULL;
+		} else {
+			map_put(&a->gateways, url, s);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return s;
+}
+
+int
+link_to_gateway(struct api *a, const char *url, nng_msg *m)
+{
+	nng_socket *s = link_gateway(a, url);
+
+	if (s == NULL) {
+		nng_msg_free(m);
+		return -EINVAL;
+	}
+	return bus_send(*s, m, false);
 }
 
 static void

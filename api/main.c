@@ -25,6 +25,8 @@ main(void)
 					  1024, 16 << 20);
 	cfg.timeout_ms =
 		(int)config_int("PARLEY_API_TIMEOUT_MS", 10000, 100, 120000);
+	cfg.brokers = config_str("PARLEY_KAFKA_BROKERS", "127.0.0.1:9092");
+	cfg.topic = config_str("PARLEY_TOPIC", "parley.log");
 	if (httpd_start(config_str("PARLEY_HTTP_BIND", "127.0.0.1"),
 			httpd_config_port(9601), NULL) < 0)
 		LOG_WARN("api.httpd", "no health/metrics endpoint");

@@ -14,6 +14,10 @@
 #include "jwt.h"
 #include "map.h"
 #include "metrics.h"
+
+/* Close code of sessions closed by the server API's DisconnectUser: the
+ * client may reconnect with its token (docs/PROTOCOL.md). */
+#define GW_CLOSE_DISCONNECTED 4010
 #include "parley/internal/v1/envelope.pb-c.h"
 
 /* WebSocket close codes (docs/PROTOCOL.md). */
@@ -197,6 +201,8 @@ void session_destroy(struct gw_session *s);
 /* Deliver a frame to every local session of user (except one). */
 void session_deliver_user(struct gateway *gw, const char *user,
 			  struct gw_frame *f, const char *except);
+/* Close every local session of user with code (DisconnectUser). */
+void session_close_user(struct gateway *gw, const char *user, int code);
 /* The rooms answer for a session waiting for Welcome. */
 void session_on_rooms(struct gw_session *s, Parley__V1__RoomList *rooms);
 /* Presence saw the session; Welcome may go. */

@@ -195,3 +195,28 @@ for _ in $(seq 100); do
 done
 grep -qi 'deleted' "$T/alice.out" || fail "alice was not told: $(cat "$T/alice.out")"
 echo "ok 10 room deleted"
+
+# 11. DisconnectUser closes erin's session with 4010; RevokeTokens writes
+# frank's epoch (acknowledged by Kafka) and closes his session too (4010
+# here, or 4006 when the gateway's revocation reader is first).
+probe() { # probe USER: a raw WebSocket session of USER in $T/USER.json
+	wsclient probe --port "$GW_PORT_1" --token "$(parley token "$1")" \
+		--wait 20 >"$T/$1.json" &
+	echo "$!" >"$T/probe-$1.pid"
+	for _ in $(seq 100); do
+		parley admin presence "$1" >"$T/p-$1.out" 2>/dev/null &&
+			[ "$(field "$T/p-$1.out" 'j["users"][0]["online"]')" = True ] && return 0
+		sleep 0.1
+	done
+	fail "$1 never came online"
+}
+probe erin
+admin disc disconnect erin
+wait "$(cat "$T/probe-erin.pid")" || true
+check "$T/erin.json" 'j["close_code"] == 4010'
+probe frank
+admin rev revoke frank
+check "$T/rev.out" 'j["type"] == "ok"'
+wait "$(cat "$T/probe-frank.pid")" || true
+check "$T/frank.json" 'j["close_code"] in (4006, 4010)'
+echo "ok 11 disconnect, revoke"
