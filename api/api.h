@@ -23,18 +23,18 @@
 #define API_SYSTEM_USER "system"
 
 struct api_config {
-	const char *listen;	 /* PARLEY_API_LISTEN: callers */
-	const char *key;	 /* PARLEY_API_KEY (never logged) */
-	const char *nng_listen;	 /* PARLEY_API_NNG: router answers */
-	const char *routers;	 /* PARLEY_ROUTERS */
-	const char *store_url;	 /* PARLEY_STORE_URL */
+	const char *listen;	  /* PARLEY_API_LISTEN: callers */
+	const char *key;	  /* PARLEY_API_KEY (never logged) */
+	const char *nng_listen;	  /* PARLEY_API_NNG: router answers */
+	const char *routers;	  /* PARLEY_ROUTERS */
+	const char *store_url;	  /* PARLEY_STORE_URL */
 	const char *presence_url; /* PARLEY_PRESENCE_URL */
-	const char *pusher_url;	 /* PARLEY_PUSHER_URL */
-	int workers;		 /* PARLEY_API_WORKERS: concurrent calls */
-	int max_request;	 /* PARLEY_API_MAX_REQUEST: bytes */
-	int timeout_ms;		 /* PARLEY_API_TIMEOUT_MS: longest wait */
-	const char *brokers;	 /* PARLEY_KAFKA_BROKERS: revocations */
-	const char *topic;	 /* PARLEY_TOPIC: <topic>.revocations */
+	const char *pusher_url;	  /* PARLEY_PUSHER_URL */
+	int workers;		  /* PARLEY_API_WORKERS: concurrent calls */
+	int max_request;	  /* PARLEY_API_MAX_REQUEST: bytes */
+	int timeout_ms;		  /* PARLEY_API_TIMEOUT_MS: longest wait */
+	const char *brokers;	  /* PARLEY_KAFKA_BROKERS: revocations */
+	const char *topic;	  /* PARLEY_TOPIC: <topic>.revocations */
 };
 
 /* One call waiting for the owner's answer (link.c). */

@@ -226,8 +226,8 @@ calls_room_command(struct api *a, const char *actor, const char *key,
 		return calls_bad("idempotency_key must be 1-128 bytes");
 	if ((rc = calls_command(a, actor, f, timeout_ms, &ans)) < 0)
 		return calls_unknown(rc);
-	r = calls_room_reply(ans, f->msg_case ==
-					  PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM);
+	r = calls_room_reply(
+		ans, f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_CREATE_ROOM);
 	parley__v1__server_frame__free_unpacked(ans, NULL);
 	return r;
 }
@@ -396,8 +396,8 @@ calls_list_user_rooms(struct api *a,
 	if (rep->reply_case ==
 	    PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
 		l->n_rooms = rep->room_list->n_rooms;
-		l->rooms = xcalloc(l->n_rooms ? l->n_rooms : 1,
-				   sizeof(*l->rooms));
+		l->rooms =
+			xcalloc(l->n_rooms ? l->n_rooms : 1, sizeof(*l->rooms));
 		for (size_t i = 0; i < l->n_rooms; i++)
 			l->rooms[i] = calls_summary(rep->room_list->rooms[i]);
 	}
@@ -479,8 +479,8 @@ calls_presence_ask(struct api *a, Parley__Internal__V1__PresenceRequest *pq,
 
 	if (link_ask(a->presence, &pq->base, timeout_ms, &m) < 0)
 		return NULL;
-	rep = parley__internal__v1__presence_reply__unpack(
-		NULL, nng_msg_len(m), nng_msg_body(m));
+	rep = parley__internal__v1__presence_reply__unpack(NULL, nng_msg_len(m),
+							   nng_msg_body(m));
 	nng_msg_free(m);
 	return rep;
 }
@@ -503,7 +503,8 @@ calls_presence(struct api *a, const Parley__Server__V1__PresenceRequest *q,
 {
 	Parley__Internal__V1__PresenceRequest pq =
 		PARLEY__INTERNAL__V1__PRESENCE_REQUEST__INIT;
-	Parley__Internal__V1__UserList ul = PARLEY__INTERNAL__V1__USER_LIST__INIT;
+	Parley__Internal__V1__UserList ul =
+		PARLEY__INTERNAL__V1__USER_LIST__INIT;
 	Parley__Internal__V1__PresenceReply *rep;
 	Parley__Server__V1__PresenceResponse *p;
 	Response *r;

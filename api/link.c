@@ -22,7 +22,8 @@ on_router_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct api *a = arg;
 
 	(void)p;
-	__atomic_add_fetch(&a->router_pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
+	__atomic_add_fetch(&a->router_pipes,
+			   ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
 			   __ATOMIC_RELAXED);
 }
 

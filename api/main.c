@@ -19,7 +19,8 @@ main(void)
 	cfg.store_url = config_url("PARLEY_STORE_URL", "tcp://127.0.0.1:7301");
 	cfg.presence_url =
 		config_url("PARLEY_PRESENCE_URL", "tcp://127.0.0.1:7401");
-	cfg.pusher_url = config_url("PARLEY_PUSHER_URL", "tcp://127.0.0.1:7501");
+	cfg.pusher_url =
+		config_url("PARLEY_PUSHER_URL", "tcp://127.0.0.1:7501");
 	cfg.workers = (int)config_int("PARLEY_API_WORKERS", 16, 1, 1024);
 	cfg.max_request = (int)config_int("PARLEY_API_MAX_REQUEST", 1 << 20,
 					  1024, 16 << 20);

@@ -106,8 +106,8 @@ int
 api_revoke(struct api *a, const char *user, int timeout_ms)
 {
 	char *topic = xasprintf("%s.revocations", a->cfg.topic);
-	int rc = revoke_write(a->cfg.brokers, topic, user,
-			      (int64_t)time(NULL), timeout_ms);
+	int rc = revoke_write(a->cfg.brokers, topic, user, (int64_t)time(NULL),
+			      timeout_ms);
 
 	if (rc == 0)
 		LOG_INFO("api.revoked", "tokens of %s revoked", user);

@@ -369,7 +369,8 @@ fold_create(struct fold *f, struct fold_room *r,
 		out->room = r;
 		if (r->deleted)
 			return fold_reject(
-				out, PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				out,
+				PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				"room deleted");
 		if (r->kind == FOLD_GROUP &&
 		    (rec->server || fold_room_member(r, rec->actor)))

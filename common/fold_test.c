@@ -380,5 +380,4 @@ TEST_MAIN(TEST(test_dm_ids), TEST(test_dense_seq),
 	  TEST(test_room_time_monotonic), TEST(test_ring_growth),
 	  TEST(test_group_membership), TEST(test_markers_forward_only),
 	  TEST(test_snapshot_agrees), TEST(test_server_records),
-	  TEST(test_delete_room),
-	  TEST(test_map_basics))
+	  TEST(test_delete_room), TEST(test_map_basics))

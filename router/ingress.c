@@ -107,7 +107,8 @@ ingress_check_send(const struct router *r,
 	if (!fold_dm_parse(s->room_id, a, b))
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND;
 	*why = "not a member of this room";
-	if (!c->server && strcmp(a, c->user_id) != 0 && strcmp(b, c->user_id) != 0)
+	if (!c->server && strcmp(a, c->user_id) != 0 &&
+	    strcmp(b, c->user_id) != 0)
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN;
 	return 0;
 }

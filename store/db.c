@@ -1112,8 +1112,8 @@ static void
 db_info_members(const PGresult *res, Parley__Server__V1__GetRoomResponse *g)
 {
 	g->n_members = (size_t)PQntuples(res);
-	g->members = xcalloc(g->n_members ? g->n_members : 1,
-			     sizeof(*g->members));
+	g->members =
+		xcalloc(g->n_members ? g->n_members : 1, sizeof(*g->members));
 	for (size_t i = 0; i < g->n_members; i++) {
 		Parley__Server__V1__Member *m = xmalloc(sizeof(*m));
 

@@ -130,7 +130,7 @@ rpc_reply_free(Parley__Internal__V1__StoreReply *rep)
 	} else if (rep->reply_case ==
 		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM) {
 		parley__server__v1__get_room_response__free_unpacked(rep->room,
-								    NULL);
+								     NULL);
 	}
 	free(rep);
 }

@@ -31,8 +31,8 @@ static const char admin_usage[] =
 	"  revoke USER [--key KEY]\n"
 	"  stats\n"
 	"\n"
-	"  --api URL       parley-api (default: PARLEY_API_URL, else "
-	ADMIN_DEFAULT_API ")\n"
+	"  --api URL       parley-api (default: PARLEY_API_URL, else " ADMIN_DEFAULT_API
+	")\n"
 	"  --timeout S     deadline of the call, retries included (default 10)\n"
 	"  --key KEY       idempotency key: a retry with the same key changes\n"
 	"                  nothing more (default: a random one)\n"
@@ -56,8 +56,8 @@ static void admin_json_msg(struct json *j, const char *key,
 			   const ProtobufCMessage *m);
 
 static void
-admin_json_value(struct json *j, const char *key, const ProtobufCFieldDescriptor *fd,
-		 const void *p)
+admin_json_value(struct json *j, const char *key,
+		 const ProtobufCFieldDescriptor *fd, const void *p)
 {
 	const ProtobufCEnumValue *v;
 
@@ -167,8 +167,9 @@ admin_print(const Parley__Server__V1__Response *r)
 		json_begin(&j, fd ? fd->name : "empty");
 		if (fd)
 			admin_json_fields(
-				&j, *(ProtobufCMessage *const *)((const char *)r +
-								  fd->offset));
+				&j,
+				*(ProtobufCMessage *const *)((const char *)r +
+							     fd->offset));
 	}
 	json_obj_end(&j);
 	if (json_print_line(&j, stdout) < 0)
@@ -315,7 +316,8 @@ admin_room_change(struct admin *ad, struct admin_req *q, const char *sub)
 		q->create.member_ids = ad->args + 2;
 		q->create.n_member_ids = (size_t)(ad->n_args - 2);
 		q->create.idempotency_key = (char *)ad->key;
-		q->req.call_case = PARLEY__SERVER__V1__REQUEST__CALL_CREATE_ROOM;
+		q->req.call_case =
+			PARLEY__SERVER__V1__REQUEST__CALL_CREATE_ROOM;
 		q->req.create_room = &q->create;
 		return 0;
 	}
@@ -327,7 +329,8 @@ admin_room_change(struct admin *ad, struct admin_req *q, const char *sub)
 		q->add.n_user_ids = (size_t)(ad->n_args - 2);
 		q->add.actor = &q->who;
 		q->add.idempotency_key = (char *)ad->key;
-		q->req.call_case = PARLEY__SERVER__V1__REQUEST__CALL_ADD_MEMBERS;
+		q->req.call_case =
+			PARLEY__SERVER__V1__REQUEST__CALL_ADD_MEMBERS;
 		q->req.add_members = &q->add;
 	} else if (!strcmp(sub, "remove") && ad->n_args == 3) {
 		q->remove.room_id = (char *)ad->room;
@@ -341,7 +344,8 @@ admin_room_change(struct admin *ad, struct admin_req *q, const char *sub)
 		q->del.room_id = (char *)ad->room;
 		q->del.actor = &q->who;
 		q->del.idempotency_key = (char *)ad->key;
-		q->req.call_case = PARLEY__SERVER__V1__REQUEST__CALL_DELETE_ROOM;
+		q->req.call_case =
+			PARLEY__SERVER__V1__REQUEST__CALL_DELETE_ROOM;
 		q->req.delete_room = &q->del;
 	} else {
 		return cli_usage("parley admin", "room %s: wrong arguments",

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#define CLIENT_MAX_MSG	  (16u << 20)
-#define CLIENT_BACKOFF_MS 50
+#define CLIENT_MAX_MSG	   (16u << 20)
+#define CLIENT_BACKOFF_MS  50
 #define CLIENT_BACKOFF_MAX 1000
 
 struct parley_client {
@@ -111,8 +111,8 @@ client_ask(struct parley_client *c, const Parley__Server__V1__Request *req,
 	nng_msg *m;
 	int rc;
 
-	if (nng_msg_alloc(&m, parley__server__v1__request__get_packed_size(
-				      req)) != 0)
+	if (nng_msg_alloc(
+		    &m, parley__server__v1__request__get_packed_size(req)) != 0)
 		return -ENOMEM;
 	parley__server__v1__request__pack(req, nng_msg_body(m));
 	if ((rc = client_err(nng_ctx_open(&ctx, c->sock))) < 0) {
@@ -220,8 +220,9 @@ parley_publish(struct parley_client *c, const struct parley_post *p,
 	if ((rc = parley_call(c, &req, deadline_ms, &resp)) < 0)
 		return rc;
 	if (resp->error)
-		rc = resp->error->code ? (int)resp->error->code
-				       : PARLEY__SERVER__V1__CODE__CODE_INTERNAL;
+		rc = resp->error->code
+			     ? (int)resp->error->code
+			     : PARLEY__SERVER__V1__CODE__CODE_INTERNAL;
 	else if (resp->publish && seq)
 		*seq = resp->publish->seq;
 	parley_response_free(resp);

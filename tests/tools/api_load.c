@@ -27,7 +27,8 @@ load_thread(void *arg)
 	char key[128], body[160];
 
 	for (int i = 0; i < l->n; i++) {
-		struct parley_post p = { .room_id = l->room, .key = key,
+		struct parley_post p = { .room_id = l->room,
+					 .key = key,
 					 .body = body };
 		uint64_t seq = 0;
 		int rc;
@@ -59,15 +60,16 @@ main(int argc, char **argv)
 				"DEADLINE_MS\n");
 		return 2;
 	}
-	c = parley_client_new(getenv("PARLEY_API_URL"), getenv("PARLEY_API_KEY"));
+	c = parley_client_new(getenv("PARLEY_API_URL"),
+			      getenv("PARLEY_API_KEY"));
 	threads = atoi(argv[2]);
 	if (c == NULL || threads < 1 || threads > 1000)
 		return 2;
 	ls = calloc((size_t)threads, sizeof(*ls));
 	ts = calloc((size_t)threads, sizeof(*ts));
 	for (int i = 0; i < threads; i++) {
-		ls[i] = (struct load){ c, argv[1], argv[4], i, atoi(argv[3]),
-				       atoi(argv[5]) };
+		ls[i] = (struct load){ c, argv[1],	 argv[4],
+				       i, atoi(argv[3]), atoi(argv[5]) };
 		if (pthread_create(&ts[i], NULL, load_thread, &ls[i]))
 			return 1;
 	}

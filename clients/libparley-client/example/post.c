@@ -10,12 +10,13 @@ main(int argc, char **argv)
 {
 	struct parley_client *c = parley_client_new(getenv("PARLEY_API_URL"),
 						    getenv("PARLEY_API_KEY"));
-	struct parley_post p = { .room_id = argv[1], .key = argv[2] };
 	uint64_t seq = 0;
-	int rc = -22; /* -EINVAL */
+	int rc = -22; /* -EINVAL: usage */
 
 	if (c && argc == 4) {
-		p.body = argv[3];
+		struct parley_post p = { .room_id = argv[1],
+					 .key = argv[2],
+					 .body = argv[3] }; /* as the system */
 		rc = parley_publish(c, &p, 5000, &seq);
 	}
 	if (rc == 0)
