@@ -35,7 +35,7 @@ BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parle
             $(CLIENT_LIB) $(BUILD)/bin/parley-post-example \
             $(BUILD)/tools/api_load
 TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
-              clients/cli/*_test.c)
+              clients/cli/*_test.c clients/libparley-client/*_test.c)
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
 
 .PHONY: all deps unit test integration run lint proto-lint format format-check \
@@ -100,6 +100,11 @@ $(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) \
 $(BUILD)/test/clients/cli/%_test: clients/cli/%_test.c $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iclients/cli $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/test/clients/libparley-client/%_test: \
+    clients/libparley-client/%_test.c $(LIB) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)
 
 $(BUILD)/test/common/%_test: common/%_test.c $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)
