@@ -14,11 +14,11 @@
 #include "jwt.h"
 #include "map.h"
 #include "metrics.h"
+#include "parley/internal/v1/envelope.pb-c.h"
 
 /* Close code of sessions closed by the server API's DisconnectUser: the
  * client may reconnect with its token (docs/PROTOCOL.md). */
 #define GW_CLOSE_DISCONNECTED 4010
-#include "parley/internal/v1/envelope.pb-c.h"
 
 /* WebSocket close codes (docs/PROTOCOL.md). */
 enum gw_close {
