@@ -184,7 +184,7 @@ static int
 admin_opt(struct admin *ad, const char *opt, const char *val)
 {
 	if (val == NULL)
-		return cli_usage("parley admin", "%s needs a value", opt);
+		return cli_usage("admin", "%s needs a value", opt);
 	if (!strcmp(opt, "--api"))
 		ad->api = val;
 	else if (!strcmp(opt, "--key"))
@@ -203,7 +203,7 @@ admin_opt(struct admin *ad, const char *opt, const char *val)
 		return cli_parse_seconds(val, &ad->timeout_ms) ? CLI_EXIT_USAGE
 							       : 0;
 	else
-		return cli_usage("parley admin", "unknown option '%s'", opt);
+		return cli_usage("admin", "unknown option '%s'", opt);
 	return 0;
 }
 
@@ -215,8 +215,7 @@ admin_parse(struct admin *ad, int argc, char **argv)
 
 		if (strncmp(argv[i], "--", 2) != 0 || argv[i][2] == '\0') {
 			if (ad->n_args == ADMIN_MAX_ARGS)
-				return cli_usage("parley admin",
-						 "too many arguments");
+				return cli_usage("admin", "too many arguments");
 			ad->args[ad->n_args++] = argv[i];
 			continue;
 		}
@@ -284,18 +283,10 @@ admin_req_init(struct admin_req *q)
 }
 
 static int
-admin_need(const struct admin *ad, int min, int max, const char *what)
-{
-	if (ad->n_args < min || (max >= 0 && ad->n_args > max))
-		return cli_usage("parley admin", "%s", what);
-	return 0;
-}
-
-static int
 admin_publish(struct admin *ad, struct admin_req *q)
 {
-	if (ad->room == NULL || admin_need(ad, 2, 2, "publish: one TEXT"))
-		return cli_usage("parley admin", "publish --room ROOM TEXT");
+	if (ad->room == NULL || ad->n_args != 2)
+		return cli_usage("admin", "publish --room ROOM TEXT");
 	admin_actor(ad, &q->who);
 	q->publish.room_id = (char *)ad->room;
 	q->publish.sender = &q->who;
@@ -322,7 +313,7 @@ admin_room_change(struct admin *ad, struct admin_req *q, const char *sub)
 		return 0;
 	}
 	if (ad->room == NULL)
-		return cli_usage("parley admin", "room %s needs --room", sub);
+		return cli_usage("admin", "room %s needs --room", sub);
 	if (!strcmp(sub, "add") && ad->n_args > 2) {
 		q->add.room_id = (char *)ad->room;
 		q->add.user_ids = ad->args + 2;
@@ -348,8 +339,7 @@ admin_room_change(struct admin *ad, struct admin_req *q, const char *sub)
 			PARLEY__SERVER__V1__REQUEST__CALL_DELETE_ROOM;
 		q->req.delete_room = &q->del;
 	} else {
-		return cli_usage("parley admin", "room %s: wrong arguments",
-				 sub);
+		return cli_usage("admin", "room %s: wrong arguments", sub);
 	}
 	return 0;
 }
@@ -368,7 +358,7 @@ admin_room(struct admin *ad, struct admin_req *q)
 	if (!strcmp(sub, "create") || !strcmp(sub, "add") ||
 	    !strcmp(sub, "remove") || !strcmp(sub, "delete"))
 		return admin_room_change(ad, q, sub);
-	return cli_usage("parley admin", "room create|add|remove|delete|get");
+	return cli_usage("admin", "room create|add|remove|delete|get");
 }
 
 static int
@@ -428,8 +418,8 @@ admin_users(struct admin *ad, struct admin_req *q)
 			PARLEY__SERVER__V1__REQUEST__CALL_REVOKE_TOKENS;
 		q->req.revoke_tokens = &q->revoke;
 	} else {
-		return cli_usage("parley admin", "unknown subcommand or "
-						 "arguments; see --help");
+		return cli_usage("admin", "unknown subcommand or "
+					  "arguments; see --help");
 	}
 	return 0;
 }
@@ -457,10 +447,10 @@ admin_call(const struct admin *ad, struct admin_req *q)
 	int rc;
 
 	if (key == NULL || key[0] == '\0')
-		return cli_usage("parley admin", "PARLEY_API_KEY is not set");
+		return cli_usage("admin", "PARLEY_API_KEY is not set");
 	c = parley_client_new(ad->api, key);
 	if (c == NULL)
-		return cli_usage("parley admin", "bad --api URL '%s'", ad->api);
+		return cli_usage("admin", "bad --api URL '%s'", ad->api);
 	rc = parley_call(c, &q->req, (int)ad->timeout_ms, &r);
 	parley_client_free(c);
 	if (rc < 0) {
@@ -489,7 +479,7 @@ cmd_admin(int argc, char **argv)
 	if ((rc = admin_parse(&ad, argc - 1, argv + 1)) != 0)
 		return rc;
 	if (ad.n_args == 0)
-		return cli_usage("parley admin", "which subcommand?");
+		return cli_usage("admin", "which subcommand?");
 	admin_req_init(&q);
 	if ((rc = admin_build(&ad, &q)) != 0)
 		return rc;
