@@ -401,10 +401,14 @@ fold_group_check(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		 struct fold_result *out)
 {
 	out->room = r;
-	if (r == NULL || r->deleted)
+	if (r == NULL)
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-				   r ? "room deleted" : "no such room");
+				   "no such room");
+	if (r->deleted)
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				   "room deleted");
 	if (!rec->server && fold_room_member(r, rec->actor) == NULL)
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,

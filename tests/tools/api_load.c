@@ -20,6 +20,16 @@ struct load {
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* A decimal argument, or -1 when it is not one. */
+static int
+load_int(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	return *s && *end == '\0' && v >= 0 && v <= 1000000 ? (int)v : -1;
+}
+
 static void *
 load_thread(void *arg)
 {
@@ -62,14 +72,17 @@ main(int argc, char **argv)
 	}
 	c = parley_client_new(getenv("PARLEY_API_URL"),
 			      getenv("PARLEY_API_KEY"));
-	threads = atoi(argv[2]);
-	if (c == NULL || threads < 1 || threads > 1000)
+	threads = load_int(argv[2]);
+	if (c == NULL || threads < 1 || threads > 1000 ||
+	    load_int(argv[3]) < 0 || load_int(argv[5]) < 1)
 		return 2;
 	ls = calloc((size_t)threads, sizeof(*ls));
 	ts = calloc((size_t)threads, sizeof(*ts));
 	for (int i = 0; i < threads; i++) {
-		ls[i] = (struct load){ c, argv[1],	 argv[4],
-				       i, atoi(argv[3]), atoi(argv[5]) };
+		ls[i] = (struct load){
+			c, argv[1],	      argv[4],
+			i, load_int(argv[3]), load_int(argv[5])
+		};
 		if (pthread_create(&ts[i], NULL, load_thread, &ls[i]))
 			return 1;
 	}
