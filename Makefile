@@ -12,7 +12,7 @@ SAN      ?=
 CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon -Iclients/libparley-client \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 $(OPT) $(SAN) -pthread
-LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lm -pthread
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lev -lm -pthread
 
 GEN       = $(BUILD)/gen
 PROTOS    = parley/v1/client.proto parley/log/v1/record.proto \
@@ -39,7 +39,7 @@ TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
 
 .PHONY: all deps unit test integration run lint proto-lint format format-check \
-        asan soak clean
+        asan soak clean web
 all: $(BINS) $(TESTBINS)
 
 deps:
@@ -86,7 +86,7 @@ $(BUILD)/bin/parley-post-example: \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ -lnng -lprotobuf-c -pthread
 
-# Test tool: many concurrent callers on one client (tests/integration/70).
+# Test tool: many concurrent callers on one client (tests/integration/80).
 $(BUILD)/tools/api_load: $(BUILD)/obj/tests/tools/api_load.o $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ -lnng -lprotobuf-c -pthread
@@ -116,7 +116,7 @@ unit: $(TESTBINS)
 # The full suite: installs what is missing, builds, runs unit tests, then
 # the integration tests against a real Kafka and PostgreSQL.
 test: deps
-	@$(MAKE) --no-print-directory all proto-lint
+	@$(MAKE) --no-print-directory all proto-lint web
 	@tests/run.sh
 
 # Random faults against real processes for SOAK_MINUTES (default 30); see
@@ -124,11 +124,16 @@ test: deps
 soak: deps all
 	tests/fault/fault.sh --long --minutes $(or $(SOAK_MINUTES),30)
 
-integration: all
+integration: all web
 	@tests/run.sh --integration-only
 
+# Kubernetes manifests and the Dockerfile, offline (deploy/README.md).
+.PHONY: k8s-check
+k8s-check:
+	@tests/k8s/check.sh
+
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all web
 	@deploy/local/run.sh
 
 C_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
@@ -163,6 +168,19 @@ asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	PARLEY_BUILD=build/asan ASAN_OPTIONS=detect_leaks=1 tests/run.sh
+
+# The web SDK and demo page (clients/web): npm ci from the committed lock
+# file, TypeScript generated from proto/ by protoc-gen-es (buf generate),
+# the SDK compiled to clients/web/dist, the demo bundled into $(BUILD)/web.
+WEB      = clients/web
+WEB_SRCS = $(wildcard $(WEB)/src/*.ts $(WEB)/demo/*.ts $(WEB)/demo/*.html \
+             $(WEB)/demo/*.css $(WEB)/demo/*.mjs) $(WEB)/buf.gen.yaml \
+           $(WEB)/tsconfig.json proto/parley/v1/client.proto
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+$(BUILD)/web/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SRCS)
+	cd $(WEB) && npm run --silent build && node demo/build.mjs $(abspath $(BUILD)/web)
+web: $(BUILD)/web/index.html
 
 # The benchmark harness (issue 5): make bench-tools, bench-quick, bench.
 include tests/bench/bench.mk

@@ -11,7 +11,9 @@
 #include <stdint.h>
 
 struct kafka_delivery {
-	void *opaque;	      /* as given to kafka_produce */
+	void *opaque;	   /* as given to kafka_produce */
+	const void *value; /* the record as produced (valid in the call) */
+	size_t len;
 	int err;	      /* 0 or -errno */
 	bool maybe_persisted; /* err set but the broker may have it (G1) */
 	int32_t partition;
@@ -25,6 +27,13 @@ struct kafka_producer;
  * environment as PARLEY_KAFKA_<NAME> (dots as underscores) — see
  * docs/CONFIG.md. Returns NULL (logged) on bad configuration. */
 struct kafka_producer *kafka_producer_new(
+	const char *brokers, int delivery_timeout_ms,
+	void (*on_delivery)(void *ctx, const struct kafka_delivery *d),
+	void *ctx);
+/* The same, but reports come only for records that failed: success costs
+ * the caller no wake-up. opaque must then own nothing (it is not returned
+ * for records that succeed); the failed record's value identifies it. */
+struct kafka_producer *kafka_producer_new_errors_only(
 	const char *brokers, int delivery_timeout_ms,
 	void (*on_delivery)(void *ctx, const struct kafka_delivery *d),
 	void *ctx);

@@ -9,6 +9,8 @@
 struct reports {
 	int n, errors;
 	long seen[64];
+	char value[16]; /* the last failed record's value */
+	size_t len;
 };
 
 static void
@@ -16,9 +18,11 @@ on_report(void *ctx, const struct kafka_delivery *d)
 {
 	struct reports *r = ctx;
 
-	if (d->err)
+	if (d->err) {
 		r->errors++;
-	else if (r->n < 64)
+		r->len = d->len < sizeof(r->value) ? d->len : 0;
+		memcpy(r->value, d->value, r->len);
+	} else if (r->n < 64)
 		r->seen[r->n] = (long)(intptr_t)d->opaque;
 	r->n++;
 }
@@ -104,6 +108,45 @@ test_broker_down_reports_failure(void)
 	rd_kafka_destroy(owner);
 }
 
+/* An errors-only producer: records that succeed produce no report at
+ * all; one that fails comes back with its value, which is all the caller
+ * has to say whose it was. */
+static void
+test_errors_only(void)
+{
+	rd_kafka_t *owner;
+	rd_kafka_mock_cluster_t *mc = mock_new(&owner);
+	struct reports r = { 0 };
+	struct kafka_producer *p = kafka_producer_new_errors_only(
+		rd_kafka_mock_cluster_bootstraps(mc), 1500, on_report, &r);
+	char got[16] = "";
+
+	CHECK(p != NULL);
+	if (p == NULL) {
+		rd_kafka_mock_cluster_destroy(mc);
+		rd_kafka_destroy(owner);
+		return;
+	}
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ_INT(kafka_produce(p, "t", "room", "ok", 2, NULL), 0);
+	for (int i = 0; i < 50 && kafka_producer_outq(p) > 0; i++)
+		kafka_producer_poll(p, 100);
+	CHECK_EQ_INT(kafka_producer_outq(p), 0);
+	CHECK_EQ_INT(r.n, 0);
+	rd_kafka_mock_broker_set_down(mc, 1);
+	CHECK_EQ_INT(kafka_produce(p, "t", "room", "lost-one", 8, NULL), 0);
+	for (int i = 0; i < 60 && r.n < 1; i++)
+		kafka_producer_poll(p, 100);
+	CHECK_EQ_INT(r.n, 1);
+	CHECK_EQ_INT(r.errors, 1);
+	CHECK_EQ_INT((int)r.len, 8);
+	memcpy(got, r.value, r.len < sizeof(got) - 1 ? r.len : 0);
+	CHECK_EQ_STR(got, "lost-one");
+	kafka_producer_free(p, 100);
+	rd_kafka_mock_cluster_destroy(mc);
+	rd_kafka_destroy(owner);
+}
+
 static int assigned_;
 
 static void
@@ -154,4 +197,5 @@ test_consume(void)
 }
 
 TEST_MAIN(TEST(test_err_mapping), TEST(test_produce_reports),
-	  TEST(test_broker_down_reports_failure), TEST(test_consume))
+	  TEST(test_broker_down_reports_failure), TEST(test_errors_only),
+	  TEST(test_consume))

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,7 @@ log_write_all(const char *buf, size_t len)
 
 static void
 log_build(struct log_line *l, enum log_level level, const char *id,
-	  const char *msg)
+	  const char *trace, const char *msg)
 {
 	char ts[40];
 
@@ -181,13 +182,18 @@ log_build(struct log_line *l, enum log_level level, const char *id,
 	log_put_escaped(l, log_svc, LOG_ID_RESERVE);
 	log_put(l, "\",\"id\":\"");
 	log_put_escaped(l, id, LOG_ID_RESERVE);
+	if (trace) {
+		log_put(l, "\",\"trace\":\"");
+		log_put_escaped(l, trace, LOG_ID_RESERVE);
+	}
 	log_put(l, "\",\"msg\":\"");
 	log_put_escaped(l, msg, LOG_MSG_RESERVE);
 	log_put(l, "\"}\n");
 }
 
-__attribute__((format(printf, 3, 0))) static void
-log_vwrite(enum log_level level, const char *id, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+log_vwrite(enum log_level level, const char *id, const char *trace,
+	   const char *fmt, va_list ap)
 {
 	struct log_line line;
 	char msg[LOG_LINE_MAX];
@@ -196,7 +202,7 @@ log_vwrite(enum log_level level, const char *id, const char *fmt, va_list ap)
 		level = LOG_LEVEL_ERROR;
 	msg[0] = '\0';
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log_build(&line, level, id, msg);
+	log_build(&line, level, id, trace, msg);
 	log_write_all(line.buf, line.len);
 }
 
@@ -226,8 +232,42 @@ log_write(enum log_level level, const char *id, const char *fmt, ...)
 	if (!log_enabled(level))
 		return;
 	va_start(ap, fmt);
-	log_vwrite(level, id, fmt, ap);
+	log_vwrite(level, id, NULL, fmt, ap);
 	va_end(ap);
+}
+
+void
+log_write_trace(enum log_level level, const char *id, const char *trace,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_vwrite(level, id, trace, fmt, ap);
+	va_end(ap);
+}
+
+/* FNV-1a over the three parts, each followed by a NUL so ("ab", "c") and
+ * ("a", "bc") differ. */
+void
+log_trace_id(const char *room, const char *sender, const char *client_msg_id,
+	     char out[LOG_TRACE_LEN])
+{
+	const char *parts[3] = { room, sender, client_msg_id };
+	uint64_t h = 14695981039346656037ULL;
+
+	for (int i = 0; i < 3; i++) {
+		const unsigned char *p =
+			(const unsigned char *)(parts[i] ? parts[i] : "");
+
+		do {
+			h ^= *p;
+			h *= 1099511628211ULL;
+		} while (*p++);
+	}
+	snprintf(out, LOG_TRACE_LEN, "%016llx", (unsigned long long)h);
 }
 
 void
@@ -236,7 +276,7 @@ log_fatal(const char *id, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, id, fmt, ap);
+	log_vwrite(LOG_LEVEL_ERROR, id, NULL, fmt, ap);
 	va_end(ap);
 	exit(2);
 }

@@ -32,6 +32,19 @@ void log_write(enum log_level level, const char *id, const char *fmt, ...)
 #define LOG_WARN(id, ...)  log_write(LOG_LEVEL_WARN, id, __VA_ARGS__)
 #define LOG_ERROR(id, ...) log_write(LOG_LEVEL_ERROR, id, __VA_ARGS__)
 
+/* log_write with a "trace" field after "id": the lines of one message's
+ * path through the services (gateway, router, store) share it. */
+void log_write_trace(enum log_level level, const char *id, const char *trace,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* The trace id of a message: 16 hex digits derived from its identity
+ * (room, sender, client_msg_id), so every service computes the same one
+ * from what it holds, and a retry through another gateway keeps it. */
+#define LOG_TRACE_LEN 17
+void log_trace_id(const char *room, const char *sender,
+		  const char *client_msg_id, char out[LOG_TRACE_LEN]);
+
 /* Log at error level and exit(2). Only for start-up failures. */
 void log_fatal(const char *id, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));

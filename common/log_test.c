@@ -128,6 +128,33 @@ test_line_format(void)
 }
 
 static void
+write_trace(void)
+{
+	char t[LOG_TRACE_LEN];
+
+	log_trace_id("dm:a:b", "a", "m1", t);
+	log_write_trace(LOG_LEVEL_INFO, "store.row", t, "seq %d", 7);
+}
+
+/* The trace field follows id; the id depends on every part and on where
+ * one part ends. */
+static void
+test_trace(void)
+{
+	char a[LOG_TRACE_LEN], b[LOG_TRACE_LEN], c[LOG_TRACE_LEN];
+	const char *out = capture(write_trace);
+
+	log_trace_id("dm:a:b", "a", "m1", a);
+	log_trace_id("dm:a:b", "a", "m2", b);
+	log_trace_id("dm:a:b", "am", "1", c);
+	CHECK(strlen(a) == 16);
+	CHECK(strcmp(a, b) != 0 && strcmp(a, c) != 0);
+	CHECK(strstr(out, "\"id\":\"store.row\",\"trace\":\"") != NULL);
+	CHECK(strstr(out, a) != NULL);
+	CHECK(strstr(out, "\"msg\":\"seq 7\"}") != NULL);
+}
+
+static void
 write_levels(void)
 {
 	setenv("PARLEY_LOG_LEVEL", "WARN", 1);
@@ -282,4 +309,4 @@ test_threads_whole_lines(void)
 TEST_MAIN(TEST(test_escape_specials), TEST(test_escape_utf8),
 	  TEST(test_escape_budget), TEST(test_line_format), TEST(test_levels),
 	  TEST(test_bad_level_exits), TEST(test_long_message_cut),
-	  TEST(test_threads_whole_lines))
+	  TEST(test_threads_whole_lines), TEST(test_trace))

@@ -37,6 +37,7 @@ struct gw_metrics {
 	struct metric *connections, *sessions, *frames_in, *frames_out;
 	struct metric *bytes_out, *commands, *deliveries, *closes_slow;
 	struct metric *closes_auth, *closes_bad;
+	struct metric *sends, *e2e_latency, *delivery_batch;
 };
 
 struct gw_config {
@@ -52,12 +53,20 @@ struct gw_config {
 	int auth_timeout_ms;
 	int max_frame;
 	int outq_max;
+	int sndbuf; /* SO_SNDBUF of client sockets (0: the kernel's) */
 	int ping_s;
 	int pong_timeout_s;
 	int rpc_timeout_ms;
 	int drain_ms;	 /* how long in-flight requests get at shutdown */
 	int drain_batch; /* sessions closed per tick while draining */
+	int loop;	 /* GW_LOOP_EPOLL (libev) or GW_LOOP_POLL */
+	/* web.c: the demo page's files ("" when not served), and whether
+	 * /dev/token mints tokens (PARLEY_DEV_TOKENS). */
+	const char *web_dir;
+	int dev_tokens;
 };
+
+enum { GW_LOOP_EPOLL, GW_LOOP_POLL };
 
 /* A frame shared by every session it goes to: encoded once, with
  * LWS_PRE bytes of headroom before data for the WebSocket header. */
@@ -167,11 +176,20 @@ int http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 int http_on_writable(struct lws *wsi, struct gw_http *h);
 void http_release(struct gw_http *h);
 
+/* web.c: the demo page and dev tokens. web_route answers /dev/token when
+ * dev tokens are on and a file of the web dir that uri names: a status,
+ * with h->body and *type set; 0 for anything else. */
+void web_config_log(const struct gw_config *c);
+int web_route(struct gateway *gw, struct lws *wsi, const char *uri,
+	      struct gw_http *h, const char **type);
+
 /* ws.c: the libwebsockets side. ws_run opens the links, serves until a
  * stop signal, and closes everything; 0 or -1 when start-up failed. */
 int ws_run(struct gateway *gw);
 /* Ask the service thread to write (or close) this session. */
 void ws_wake(struct gw_session *s);
+/* Write f now if nothing waits before it; false when it must be queued. */
+bool ws_write_now(struct gw_session *s, struct gw_frame *f);
 
 /* drain.c: graceful stop. Readiness goes false and new connections are
  * refused at once; sessions are closed in batches with 1001 once their

@@ -17,9 +17,11 @@ http_ready(struct gateway *gw)
 
 /* Pick the answer for uri: status, content type and a heap body. */
 static int
-http_route(struct gateway *gw, const char *uri, struct gw_http *h,
-	   const char **type)
+http_route(struct gateway *gw, struct lws *wsi, const char *uri,
+	   struct gw_http *h, const char **type)
 {
+	int status;
+
 	*type = "text/plain; charset=utf-8";
 	if (strcmp(uri, "/metrics") == 0) {
 		*type = "text/plain; version=0.0.4";
@@ -34,6 +36,8 @@ http_route(struct gateway *gw, const char *uri, struct gw_http *h,
 		h->body = xstrdup(ok ? "ready\n" : "not ready\n");
 		h->len = strlen(h->body);
 		return ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
+	} else if ((status = web_route(gw, wsi, uri, h, type)) != 0) {
+		return status;
 	} else {
 		h->body = xstrdup("not found\n");
 		h->len = strlen(h->body);
@@ -50,7 +54,7 @@ http_on_request(struct gateway *gw, struct lws *wsi, struct gw_http *h,
 	uint8_t buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 				    *end = buf + sizeof(buf) - 1;
 	const char *type;
-	int status = http_route(gw, uri, h, &type);
+	int status = http_route(gw, wsi, uri, h, &type);
 
 	if (lws_add_http_common_headers(wsi, (unsigned int)status, type, h->len,
 					&p, end) ||

@@ -181,7 +181,16 @@ link_add(struct gateway *gw, struct bus_batch *b, struct gw_session *s,
 	 Parley__V1__ClientFrame *f)
 {
 	Parley__Internal__V1__Command c = PARLEY__INTERNAL__V1__COMMAND__INIT;
+	char trace[LOG_TRACE_LEN];
 
+	if (f->msg_case == PARLEY__V1__CLIENT_FRAME__MSG_SEND && f->send) {
+		log_trace_id(f->send->room_id, s->user, f->send->client_msg_id,
+			     trace);
+		c.trace_id = trace;
+		metric_add(gw->m->sends, 1);
+		log_write_trace(LOG_LEVEL_DEBUG, "gateway.send", trace,
+				"send of session %s to routers", s->id);
+	}
 	c.user_id = s->user;
 	c.session_id = s->id;
 	c.gateway = (char *)gw->cfg.nng_listen;
@@ -252,6 +261,9 @@ link_delivery(struct gateway *gw, const Parley__Internal__V1__Delivery *d)
 	for (size_t i = 0; i < d->n_user_ids; i++)
 		session_deliver_user(gw, d->user_ids[i], f, except);
 	metric_add(gw->m->deliveries, (int64_t)d->n_user_ids);
+	if (d->ts_ms > 0)
+		metric_observe(gw->m->e2e_latency,
+			       (double)(gw_now_ms() - d->ts_ms) / 1000.0);
 	frame_unref(f);
 }
 
@@ -260,13 +272,14 @@ link_deliveries(struct gateway *gw, nng_msg *m)
 {
 	struct bus_iter it;
 	const uint8_t *item;
-	size_t len;
+	size_t len, n = 0;
 
 	bus_iter_init(&it, nng_msg_body(m), nng_msg_len(m));
 	while (bus_iter_next(&it, &item, &len) == 1) {
 		Parley__Internal__V1__Delivery *d =
 			parley__internal__v1__delivery__unpack(NULL, len, item);
 
+		n++;
 		if (d == NULL) {
 			LOG_WARN("gateway.bad_delivery",
 				 "undecodable delivery");
@@ -275,6 +288,7 @@ link_deliveries(struct gateway *gw, nng_msg *m)
 		link_delivery(gw, d);
 		parley__internal__v1__delivery__free_unpacked(d, NULL);
 	}
+	metric_observe(gw->m->delivery_batch, (double)n);
 }
 
 static void

@@ -19,6 +19,10 @@ gw_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const double GW_BATCH_BOUNDS[] = { 1,  2,   4,	8,   16,   32,
+					  64, 128, 256, 512, 1024, 4096 };
+#define GW_BATCH_BOUNDS_N (sizeof(GW_BATCH_BOUNDS) / sizeof(GW_BATCH_BOUNDS[0]))
+
 static struct gw_metrics *
 gw_metrics(void)
 {
@@ -48,12 +52,24 @@ gw_metrics(void)
 	m.closes_bad = metrics_counter(
 		"parley_gateway_closes_total{reason=\"bad_input\"}",
 		"Connections closed by the gateway.");
+	m.sends = metrics_counter("parley_gateway_sends_total",
+				  "Send commands forwarded to routers.");
+	m.e2e_latency = metrics_histogram(
+		"parley_gateway_e2e_latency_seconds",
+		"Time from a message's append to the log to its delivery here.",
+		METRICS_LATENCY_BOUNDS, METRICS_LATENCY_BOUNDS_N);
+	m.delivery_batch = metrics_histogram(
+		"parley_gateway_delivery_batch_size",
+		"Deliveries per NNG message received from routers.",
+		GW_BATCH_BOUNDS, GW_BATCH_BOUNDS_N);
 	return &m;
 }
 
 static void
 gw_config(struct gw_config *c)
 {
+	static const char *const loops[] = { "epoll", "poll", NULL };
+
 	c->bind = config_str("PARLEY_GATEWAY_BIND", "127.0.0.1");
 	c->port = (int)config_int("PARLEY_GATEWAY_PORT", 8080, 1, 65535);
 	c->nng_listen =
@@ -72,6 +88,7 @@ gw_config(struct gw_config *c)
 				       1024, 16 << 20);
 	c->outq_max =
 		(int)config_int("PARLEY_OUTQ_MAX", 1 << 20, 4096, 1 << 30);
+	c->sndbuf = (int)config_int("PARLEY_SNDBUF", 128 * 1024, 0, 64 << 20);
 	c->ping_s = (int)config_int("PARLEY_PING_S", 25, 1, 3600);
 	c->pong_timeout_s =
 		(int)config_int("PARLEY_PONG_TIMEOUT_S", 60, 2, 7200);
@@ -79,6 +96,9 @@ gw_config(struct gw_config *c)
 		(int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100, 120000);
 	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
 	c->drain_batch = (int)config_int("PARLEY_DRAIN_BATCH", 500, 1, 1000000);
+	c->loop = config_choice("PARLEY_GATEWAY_LOOP", GW_LOOP_EPOLL, loops);
+	c->web_dir = config_str("PARLEY_GATEWAY_WEB_DIR", "");
+	c->dev_tokens = config_bool("PARLEY_DEV_TOKENS", 0);
 }
 
 int
@@ -89,6 +109,7 @@ main(void)
 
 	log_init("gateway");
 	gw_config(&gw->cfg);
+	web_config_log(&gw->cfg);
 	if (getrandom(&gw->instance, sizeof(gw->instance), 0) < 0)
 		log_fatal("gateway.random", "getrandom failed");
 	gw->m = gw_metrics();

@@ -153,6 +153,8 @@ session_send(struct gw_session *s, struct gw_frame *f)
 		session_close(s, GW_CLOSE_TOO_SLOW, "too slow: not reading");
 		return;
 	}
+	if (s->state == GW_LIVE && s->head == NULL && ws_write_now(s, f))
+		return;
 	q = xmalloc(sizeof(*q));
 	q->frame = f;
 	q->next = NULL;

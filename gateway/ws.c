@@ -1,8 +1,11 @@
 /* The libwebsockets side of the gateway: the context, the HTTP endpoints
  * (/livez, /readyz), and the parley.v1 WebSocket protocol callbacks. All
  * of it runs on the one service thread. */
+#include <errno.h>
+#include <ev.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gateway.h"
 #include "log.h"
@@ -14,6 +17,7 @@
 
 static lws_sorted_usec_list_t ws_tick_sul;
 static struct lws_context *ws_ctx;
+static struct ev_loop *ws_loop; /* NULL with PARLEY_GATEWAY_LOOP=poll */
 
 static struct gateway *
 ws_gateway(struct lws *wsi)
@@ -68,6 +72,13 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	int code;
 
 	session_open(gw, wsi, s);
+	/* A fixed send buffer: with the kernel's autotuning a client that
+	 * stops reading parks up to 4 MiB in it before PARLEY_OUTQ_MAX is
+	 * ever reached (G6 wants both bounded). */
+	if (gw->cfg.sndbuf > 0 &&
+	    setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
+		       &gw->cfg.sndbuf, sizeof(gw->cfg.sndbuf)) < 0)
+		LOG_WARN("gateway.sndbuf", "SO_SNDBUF: %s", strerror(errno));
 	/* The value starts after "token=" inside the buffer. */
 	value = lws_get_urlarg_by_name(wsi, "token=", token, WS_TOKEN_MAX);
 	if (value) {
@@ -146,6 +157,25 @@ ws_on_writable(struct gw_session *s)
 	return 0;
 }
 
+/* A frame for a live session whose queue is empty goes to the socket at
+ * once: no writable round trip (with epoll, two epoll_ctl calls and a
+ * loop turn per delivery). What the kernel does not take lws keeps and
+ * sends first (lws_partial_buffered); frames behind it are queued. */
+bool
+ws_write_now(struct gw_session *s, struct gw_frame *f)
+{
+	if (lws_partial_buffered(s->wsi))
+		return false;
+	if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY) < 0) {
+		/* lws closes the connection on its next turn. */
+		LOG_DEBUG("gateway.write", "write to %s failed", s->id);
+		return true;
+	}
+	metric_add(s->gw->m->bytes_out, (int64_t)f->len);
+	metric_add(s->gw->m->frames_out, 1);
+	return true;
+}
+
 static int
 callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		void *in, size_t len)
@@ -163,6 +193,11 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_on_writable(s);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws answers the close; nothing may follow it. */
+		if (s->state != GW_AUTH_WAIT)
+			s->state = GW_CLOSING;
+		break;
 	case LWS_CALLBACK_CLOSED:
 		lws_sul_cancel(&s->auth_sul);
 		session_destroy(s);
@@ -175,8 +210,12 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 static const struct lws_protocols ws_protocols[] = {
 	{ "http", callback_http, sizeof(struct gw_http), 0, 0, NULL, 0 },
-	{ "parley.v1", callback_parley, sizeof(struct gw_session), 65536, 0,
-	  NULL, 0 },
+	/* A 4 KiB receive buffer per connection: bigger messages arrive in
+	 * pieces and ws_on_rx joins them (up to PARLEY_MAX_FRAME). Sends are
+	 * offered to the kernel up to 256 KiB at a time (lws would otherwise
+	 * cut them at the receive buffer's size). */
+	{ "parley.v1", callback_parley, sizeof(struct gw_session), 4096, 0,
+	  NULL, 256 * 1024 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -196,10 +235,16 @@ on_tick(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(ws_ctx, 0, sul, on_tick, WS_TICK_US);
 }
 
+/* With libev (the default) lws keeps its descriptors in epoll, so a wake
+ * costs what it serves; lws's own poll(2) loop scans every connection on
+ * every wake-up, which at tens of thousands of idle connections is most
+ * of the gateway's CPU (docs/PERFORMANCE.md). The loop is ours ("foreign")
+ * so the service loop below keeps its shape. */
 static struct lws_context *
 ws_context(struct gateway *gw)
 {
 	static lws_retry_bo_t retry;
+	static void *loops[1];
 	struct lws_context_creation_info info;
 
 	memset(&info, 0, sizeof(info));
@@ -213,6 +258,17 @@ ws_context(struct gateway *gw)
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 		       LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.vhost_name = "parley";
+	if (gw->cfg.loop == GW_LOOP_EPOLL) {
+		ws_loop = ev_loop_new(EVBACKEND_EPOLL);
+		if (ws_loop == NULL) {
+			LOG_ERROR("gateway.loop",
+				  "cannot create an epoll loop");
+			return NULL;
+		}
+		loops[0] = ws_loop;
+		info.foreign_loops = loops;
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+	}
 	return lws_create_context(&info);
 }
 
@@ -245,9 +301,12 @@ ws_run(struct gateway *gw)
 	}
 	LOG_INFO("gateway.start", "gateway up on ws://%s:%d/, deliveries on %s",
 		 gw->cfg.bind, gw->cfg.port, gw->cfg.nng_listen);
-	while (!gw->stopped)
-		if (lws_service(gw->ctx, 0) < 0)
+	while (!gw->stopped) {
+		if (ws_loop)
+			ev_run(ws_loop, EVRUN_ONCE);
+		else if (lws_service(gw->ctx, 0) < 0)
 			break;
+	}
 	LOG_INFO("gateway.stop", "stopping");
 	link_close(gw);
 	device_close(gw);
@@ -255,6 +314,8 @@ ws_run(struct gateway *gw)
 	subs_close(gw);
 	inbox_close(gw);
 	lws_context_destroy(gw->ctx);
+	if (ws_loop)
+		ev_loop_destroy(ws_loop);
 	inbox_free(gw);
 	presence_free(gw);
 	subs_free(gw);

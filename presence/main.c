@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
 #include "presence.h"
 #include "sig.h"
@@ -24,6 +25,9 @@ main(void)
 		config_int("PARLEY_PRESENCE_HEARTBEAT_MS", 1000, 10, 60000);
 	cfg.coalesce_ms =
 		config_int("PARLEY_PRESENCE_COALESCE_MS", 1000, 10, 60000);
+	if (httpd_start(config_str("PARLEY_HTTP_BIND", "127.0.0.1"),
+			httpd_config_port(9401), NULL) < 0)
+		LOG_WARN("presence.httpd", "no health/metrics endpoint");
 	if ((rv = sig_install()) < 0)
 		log_fatal("presence.signals",
 			  "cannot install signal handlers: %s", strerror(-rv));

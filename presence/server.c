@@ -16,6 +16,7 @@
 #include "bus.h"
 #include "log.h"
 #include "map.h"
+#include "metrics.h"
 #include "parley/internal/v1/envelope.pb-c.h"
 #include "sig.h"
 #include "xalloc.h"
@@ -596,9 +597,43 @@ presence_drain(struct presence *p)
 	}
 }
 
+/* Gauges of /metrics, set after every turn of the loop. */
+struct presence_metrics {
+	struct metric *sessions, *users, *gateways, *version;
+};
+
+static struct presence_metrics *
+presence_metrics(void)
+{
+	static struct presence_metrics m;
+
+	if (m.sessions)
+		return &m;
+	m.sessions = metrics_gauge("parley_presence_sessions",
+				   "Live sessions in the registry.");
+	m.users = metrics_gauge(
+		"parley_presence_users",
+		"Users known: online, or offline and remembered.");
+	m.gateways = metrics_gauge("parley_presence_gateways",
+				   "Gateways holding a lease.");
+	m.version = metrics_gauge("parley_presence_version",
+				  "Registry changes since start.");
+	return &m;
+}
+
+static void
+presence_count(const struct presence *p, const struct presence_metrics *m)
+{
+	metric_set(m->sessions, (int64_t)registry_count(p->reg));
+	metric_set(m->users, (int64_t)registry_user_count(p->reg));
+	metric_set(m->gateways, (int64_t)registry_gateway_count(p->reg));
+	metric_set(m->version, (int64_t)registry_version(p->reg));
+}
+
 static int
 presence_loop(struct presence *p)
 {
+	const struct presence_metrics *m = presence_metrics();
 	struct pollfd fds[2] = {
 		{ .fd = p->rep_fd, .events = POLLIN },
 		{ .fd = sig_fd(), .events = POLLIN },
@@ -615,6 +650,7 @@ presence_loop(struct presence *p)
 		}
 		presence_set_clock(p);
 		presence_drain(p);
+		presence_count(p, m);
 	}
 	return 0;
 }

@@ -37,11 +37,13 @@ fanout_gw_open(const char *url)
 static void
 fanout_send(struct router *r, const char *url, struct fanout_gw *g)
 {
+	size_t n = g->batch.count;
 	nng_msg *m = bus_batch_take(&g->batch);
 
 	if (m == NULL)
 		return;
 	metric_add(r->m->batches, 1);
+	metric_observe(r->m->batch_size, (double)n);
 	if (bus_send(g->push, m, true) == 0)
 		return;
 	metric_add(r->m->dropped, 1);

@@ -21,15 +21,6 @@
 #define INGRESS_MAX_ADD	  1000
 #define INGRESS_ROOM_HEX  24
 
-/* Who to tell if the record cannot be produced. */
-struct ingress_pending {
-	char *gateway;
-	char *session_id;
-	char *room_id;
-	char *client_msg_id;
-	uint64_t request_id;
-};
-
 int
 ingress_open(struct router *r)
 {
@@ -40,36 +31,39 @@ ingress_open(struct router *r)
 	return rc;
 }
 
-static void
-ingress_pending_free(struct ingress_pending *p)
-{
-	free(p->gateway);
-	free(p->session_id);
-	free(p->room_id);
-	free(p->client_msg_id);
-	free(p);
-}
-
+/* Reports come only for records that failed (the producer is
+ * errors-only): the record itself says whom to tell. */
 void
 ingress_on_delivery(void *ctx, const struct kafka_delivery *d)
 {
 	struct router *r = ctx;
-	struct ingress_pending *p = d->opaque;
+	Parley__Log__V1__Record *rec;
+	const Parley__Log__V1__Origin *o;
+	const char *cmid = NULL;
 
+	if (!d->err)
+		return;
+	metric_add(r->m->produce_errors, 1);
+	rec = parley__log__v1__record__unpack(NULL, d->len, d->value);
+	if (rec == NULL || rec->origin == NULL) {
+		LOG_WARN("router.delivery", "a failed record is undecodable");
+		if (rec)
+			parley__log__v1__record__free_unpacked(rec, NULL);
+		return;
+	}
+	o = rec->origin;
+	if (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST)
+		cmid = rec->post->client_msg_id;
 	/* G1: a send whose fate is unknown is retryable, never "failed";
 	 * a retry with the same client_msg_id is deduplicated by the fold. */
-	if (d->err) {
-		metric_add(r->m->produce_errors, 1);
-		router_error(
-			r, p->gateway, p->session_id, p->request_id,
-			PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
-			d->maybe_persisted
-				? "log write timed out; retry with the same "
-				  "client_msg_id"
-				: "log unavailable; retry",
-			true, p->room_id, p->client_msg_id);
-	}
-	ingress_pending_free(p);
+	router_error(r, o->gateway, o->session_id, o->request_id,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
+		     d->maybe_persisted
+			     ? "log write timed out; retry with the same "
+			       "client_msg_id"
+			     : "log unavailable; retry",
+		     true, rec->room_id, cmid ? cmid : "");
+	parley__log__v1__record__free_unpacked(rec, NULL);
 }
 
 static bool
@@ -117,7 +111,6 @@ static void
 ingress_produce(struct router *r, const Parley__Internal__V1__Command *c,
 		Parley__Log__V1__Record *rec, const char *cmid)
 {
-	struct ingress_pending *p = xcalloc(1, sizeof(*p));
 	Parley__Log__V1__Origin o = PARLEY__LOG__V1__ORIGIN__INIT;
 	size_t n;
 	uint8_t *buf;
@@ -134,22 +127,15 @@ ingress_produce(struct router *r, const Parley__Internal__V1__Command *c,
 	n = parley__log__v1__record__get_packed_size(rec);
 	buf = xmalloc(n);
 	parley__log__v1__record__pack(rec, buf);
-	p->gateway = xstrdup(c->gateway);
-	p->session_id = xstrdup(c->session_id);
-	p->room_id = xstrdup(rec->room_id);
-	p->client_msg_id = xstrdup(cmid ? cmid : "");
-	p->request_id = c->frame->request_id;
-	/* On success p belongs to the delivery report. */
-	rc = kafka_produce(r->producer, r->cfg.topic, rec->room_id, buf, n, p);
+	rc = kafka_produce(r->producer, r->cfg.topic, rec->room_id, buf, n,
+			   NULL);
 	rec->origin = NULL; /* o lives on this stack frame only */
 	free(buf);
-	if (rc < 0) {
-		router_error(r, p->gateway, p->session_id, p->request_id,
+	if (rc < 0)
+		router_error(r, c->gateway, c->session_id, c->frame->request_id,
 			     PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
-			     "log unavailable; retry", true, p->room_id,
-			     p->client_msg_id);
-		ingress_pending_free(p);
-	}
+			     "log unavailable; retry", true, rec->room_id,
+			     cmid ? cmid : "");
 }
 
 static void

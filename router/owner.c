@@ -111,6 +111,7 @@ struct owner_fan {
 	struct router *r;
 	const uint8_t *frame;
 	size_t len;
+	int64_t ts_ms; /* of a Message, for the gateways' latency metric */
 };
 
 static void
@@ -123,6 +124,7 @@ owner_fan_gw(void *ctx, const char *gateway, char **users, size_t n)
 	d.n_user_ids = n;
 	d.frame.data = (uint8_t *)fan->frame;
 	d.frame.len = fan->len;
+	d.ts_ms = fan->ts_ms;
 	fanout_add(fan->r, gateway, &d);
 	metric_add(fan->r->m->deliveries, (int64_t)n);
 	metric_add(fan->r->m->fanout_steps, (int64_t)n + 1);
@@ -147,7 +149,10 @@ owner_fanout(struct router *r, struct router_part *p, const char *room,
 {
 	size_t n = parley__v1__server_frame__get_packed_size(f);
 	uint8_t *buf = xmalloc(n ? n : 1);
-	struct owner_fan fan = { r, buf, n };
+	struct owner_fan fan = { r, buf, n, 0 };
+
+	if (f->msg_case == PARLEY__V1__SERVER_FRAME__MSG_MESSAGE)
+		fan.ts_ms = f->message->ts_ms;
 
 	parley__v1__server_frame__pack(f, buf);
 	if (p)
@@ -179,6 +184,16 @@ owner_ack(struct router *r, const Parley__Log__V1__Record *rec,
 	f.send_ack = &ack;
 	router_reply(r, o->gateway, o->session_id, &f);
 	metric_add(r->m->acks, 1);
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char trace[LOG_TRACE_LEN];
+
+		log_trace_id(rec->room_id, rec->actor, ack.client_msg_id,
+			     trace);
+		log_write_trace(LOG_LEVEL_DEBUG, "router.ack", trace,
+				"room %s seq %llu%s", rec->room_id,
+				(unsigned long long)ack.seq,
+				ack.duplicate ? " (duplicate)" : "");
+	}
 	if (ack.duplicate)
 		metric_add(r->m->duplicates, 1);
 	else
@@ -401,6 +416,36 @@ owner_record(struct router *r, struct router_part *p,
 	}
 	metric_add(r->m->records, 1);
 	parley__log__v1__record__free_unpacked(rec, NULL);
+}
+
+void
+owner_lag(struct router *r)
+{
+	rd_kafka_t *rk =
+		r->consumer ? kafka_consumer_handle(r->consumer) : NULL;
+	rd_kafka_topic_partition_list_t *l;
+	int64_t lag = 0, lo, hi;
+
+	if (rk == NULL)
+		return;
+	l = rd_kafka_topic_partition_list_new(r->n_partitions);
+	for (int i = 0; i < r->n_partitions; i++)
+		if (r->parts[i].owned)
+			rd_kafka_topic_partition_list_add(l, r->cfg.topic, i);
+	if (l->cnt > 0 && rd_kafka_position(rk, l) == 0) {
+		for (int i = 0; i < l->cnt; i++) {
+			const rd_kafka_topic_partition_t *tp = &l->elems[i];
+
+			if (rd_kafka_get_watermark_offsets(rk, r->cfg.topic,
+							   tp->partition, &lo,
+							   &hi) != 0)
+				continue;
+			lo = tp->offset >= 0 ? tp->offset : lo;
+			lag += hi > lo ? hi - lo : 0;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	metric_set(r->m->lag, lag);
 }
 
 bool

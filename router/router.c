@@ -62,6 +62,11 @@ router_error(struct router *r, const char *gateway, const char *session_id,
 	router_reply(r, gateway, session_id, &f);
 }
 
+static const double ROUTER_BATCH_BOUNDS[] = { 1,  2,   4,   8,	 16,   32,
+					      64, 128, 256, 512, 1024, 4096 };
+#define ROUTER_BATCH_BOUNDS_N \
+	(sizeof(ROUTER_BATCH_BOUNDS) / sizeof(ROUTER_BATCH_BOUNDS[0]))
+
 static struct router_metrics *
 router_metrics(void)
 {
@@ -94,6 +99,13 @@ router_metrics(void)
 	m.fanout_steps = metrics_counter(
 		"parley_router_fanout_steps_total",
 		"Fan-out work: one per gateway plus one per online recipient.");
+	m.batch_size = metrics_histogram(
+		"parley_router_batch_size",
+		"Deliveries per NNG message sent to a gateway.",
+		ROUTER_BATCH_BOUNDS, ROUTER_BATCH_BOUNDS_N);
+	m.lag = metrics_gauge(
+		"parley_router_consumer_lag",
+		"Records in owned partitions past this router's position.");
 	return &m;
 }
 
@@ -126,9 +138,9 @@ router_open(struct router *r)
 				60000);
 	if (rc < 0)
 		return rc;
-	r->producer =
-		kafka_producer_new(r->cfg.brokers, r->cfg.delivery_timeout_ms,
-				   ingress_on_delivery, r);
+	r->producer = kafka_producer_new_errors_only(r->cfg.brokers,
+						     r->cfg.delivery_timeout_ms,
+						     ingress_on_delivery, r);
 	if (r->producer == NULL)
 		return -EINVAL;
 	r->n_partitions =
@@ -185,6 +197,10 @@ router_turn(struct router *r)
 	if (now >= r->next_tick_ms) {
 		eph_tick(r, now);
 		r->next_tick_ms = now + 200;
+	}
+	if (now >= r->next_lag_ms) {
+		owner_lag(r);
+		r->next_lag_ms = now + 1000;
 	}
 	fanout_flush(r);
 	return more;

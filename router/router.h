@@ -78,6 +78,7 @@ struct router {
 	int n_partitions;  /* of the topic, from broker metadata */
 	struct map typing; /* ephemeral.c: room "\n" user -> expiry */
 	int64_t next_tick_ms;
+	int64_t next_lag_ms;
 	const char *fan_user; /* owner.c: the one user of a single fan-out */
 };
 
@@ -86,11 +87,16 @@ struct router_metrics {
 	struct metric *commands, *records, *acks, *duplicates, *rejected;
 	struct metric *deliveries, *batches, *dropped, *produce_errors;
 	struct metric *ack_latency, *partitions, *fanout_steps;
+	struct metric *batch_size, *lag;
 };
 
 /* main.c fills cfg; router_run owns everything else until a stop signal.
  * Returns 0 on a clean stop, -errno when start-up failed. */
 int router_run(const struct router_config *cfg);
+
+/* owner.c: set the consumer lag gauge (records of owned partitions past
+ * our position, from librdkafka's cached high watermarks). */
+void owner_lag(struct router *r);
 
 /* ingress.c: commands from gateways into the log. */
 int ingress_open(struct router *r);

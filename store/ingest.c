@@ -333,6 +333,25 @@ ingest_log_batch(struct ingest *ing, int64_t t0)
 		(long long)(ingest_now_ms() - t0));
 }
 
+/* At debug level, one line per committed message with its trace id (the
+ * same the gateway and the router log for it). */
+static void
+ingest_log_rows(const struct batch *b)
+{
+	char trace[LOG_TRACE_LEN];
+
+	if (!log_enabled(LOG_LEVEL_DEBUG))
+		return;
+	for (size_t i = 0; i < b->n_msgs; i++) {
+		const struct batch_message *m = &b->msgs[i];
+
+		log_trace_id(m->room_id, m->sender_id, m->client_msg_id, trace);
+		log_write_trace(LOG_LEVEL_DEBUG, "store.row", trace,
+				"room %s seq %llu stored", m->room_id,
+				(unsigned long long)m->seq);
+	}
+}
+
 /* Write the folded batch in one transaction. 0 or -errno. */
 static int
 ingest_commit(struct ingest *ing)
@@ -353,6 +372,7 @@ ingest_commit(struct ingest *ing)
 			   (double)(t1.tv_sec - t0.tv_sec) +
 				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	ingest_cache_fill(ing, existed);
+	ingest_log_rows(&ing->batch);
 	return 0;
 }
 

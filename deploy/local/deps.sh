@@ -16,6 +16,7 @@ packages=(
 	postgresql-15
 	clang-14 clang-tidy-14 clang-format-14 cppcheck
 	curl procps iproute2 python3
+	chromium # the web demo's browser tests (playwright-core drives it)
 )
 
 # A JDK and Maven may come from elsewhere (this machine has both in /usr/bin);

@@ -28,6 +28,10 @@ export PARLEY_PRESENCE_LISTEN=$(nng 7401) PARLEY_PRESENCE_URL=$(nng 7401)
 export PARLEY_PRESENCE_PUB=$(nng 7402)
 export PARLEY_PUSHER_LISTEN=$(nng 7501) PARLEY_PUSHER_URL=$(nng 7501)
 export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
+# The demo page (built by `make web` into build/web) at http://127.0.0.1:8080/
+# with dev tokens on so that it can sign in as anyone: local use only.
+export PARLEY_GATEWAY_WEB_DIR=${PARLEY_GATEWAY_WEB_DIR:-$(dirname "$bin")/web}
+export PARLEY_DEV_TOKENS=${PARLEY_DEV_TOKENS:-1}
 
 stopping=0
 children=()
@@ -99,6 +103,8 @@ done
 cat <<EOF
 
 parley is up.
+  demo page: http://127.0.0.1:$gw1/  (open two windows, sign in as two users;
+             dev tokens are ON: anyone reaching port $gw1 can sign in as anyone)
   gateways:  ws://127.0.0.1:$gw1/  ws://127.0.0.1:$gw2/   (subprotocol parley.v1)
   health:    http://127.0.0.1:$gw1/livez  /readyz  /metrics
   server API: $(nng 7601)  (PARLEY_API_URL for \`parley admin\`, PARLEY_API_KEY)

@@ -75,8 +75,10 @@ class Services:
     """The parley processes of one run: $DIR/NAME.log, $DIR/NAME.pid (the
     format tests/lib.sh uses, so its clean-up stops whatever is left)."""
 
-    def __init__(self, d, tag, n_routers, n_gateways):
+    def __init__(self, d, tag, n_routers, n_gateways, n_stores=1):
         self.dir, self.tag = d, tag
+        # store is the one gateways query; store2.. only share the ingest.
+        self.store_ports = {n: free_port() for n in range(2, n_stores + 1)}
         self.bin = os.environ["PARLEY_BIN"]
         self.router_ports = {n: free_port() for n in range(1, n_routers + 1)}
         self.gw_ports = {n: (free_port(), free_port())
@@ -85,16 +87,19 @@ class Services:
         self.down = set()    # base names we stopped on purpose
         self.crashes = []    # (time, name, rc) of exits we did not cause
         self.restarts = collections.Counter()
+        self.spare = set()   # (scale) not started yet; gateways unlisted
 
     def router_urls(self):
         return ",".join(f"tcp://127.0.0.1:{p}"
                         for p in self.router_ports.values())
 
     def gateway_urls(self):
-        return [f"ws://127.0.0.1:{ws}/" for ws, _ in self.gw_ports.values()]
+        return [f"ws://127.0.0.1:{ws}/" for n, (ws, _) in
+                self.gw_ports.items() if f"gateway{n}" not in self.spare]
 
     def names(self):
         return (["presence", "store"] +
+                [f"store{n}" for n in self.store_ports] +
                 [f"router{n}" for n in self.router_ports] +
                 [f"gateway{n}" for n in self.gw_ports])
 
@@ -108,7 +113,10 @@ class Services:
     def env(self, base):
         env = dict(os.environ)
         kind, n = self.kind(base), base[len(self.kind(base)):]
-        if kind == "router":
+        if kind == "store" and n:
+            env["PARLEY_STORE_LISTEN"] = \
+                f"tcp://127.0.0.1:{self.store_ports[int(n)]}"
+        elif kind == "router":
             env["PARLEY_ROUTER_LISTEN"] = \
                 f"tcp://127.0.0.1:{self.router_ports[int(n)]}"
         elif kind == "gateway":
@@ -685,11 +693,20 @@ class Harness:
         self.run_id = f"{int(time.time())}-{os.getpid()}"
         self.rng = random.Random(args.seed)
         self.deadline = args.deadline
+        n_gateways, n_stores = 2, 1
         if args.control:
             n_routers, n_users = 1, 4
+        elif args.scale:
+            # A third router, gateway and a second store join later; every
+            # gateway knows every router address from the start, as the
+            # Kubernetes manifests list the StatefulSet's names.
+            n_routers, n_users, n_gateways, n_stores = 3, 6, 3, 2
         else:
             n_routers, n_users = 2, 6
-        self.svc = Services(self.dir, self.tag, n_routers, 2)
+        self.svc = Services(self.dir, self.tag, n_routers, n_gateways,
+                            n_stores)
+        if args.scale:
+            self.svc.spare = {"router3", "gateway3", "store2"}
         self.infra = Infra()
         self.clients = Clients(self)
         self.users = [f"{self.tag}u{i}" for i in range(1, n_users + 1)]
@@ -875,11 +892,15 @@ class Harness:
     # ---- phases
 
     def start(self):
-        log(f"starting presence, store, {len(self.svc.router_ports)} "
-            f"router(s), {len(self.svc.gw_ports)} gateways "
+        log(f"starting presence, store, "
+            f"{len(self.svc.router_ports) - len(self.svc.spare & {'router3'})} "
+            f"router(s), "
+            f"{len(self.svc.gw_ports) - len(self.svc.spare & {'gateway3'})} "
+            f"gateways "
             f"(topic {os.environ.get('PARLEY_TOPIC')})")
         for base in self.svc.names():
-            self.svc.start(base)
+            if base not in self.svc.spare:
+                self.svc.start(base)
         listen_s = self.deadline + 60
         for k, user in enumerate(self.users):
             self.clients.start_listener(user, k + 1, listen_s)
@@ -911,7 +932,14 @@ class Harness:
 
     def run_faults(self):
         a = self.args
-        if a.control:
+        if a.scale:
+            self.pause(a.first)
+            for i, (name, fn) in enumerate(self.scale_list()):
+                if i:
+                    self.pause(self.rng.uniform(a.gap_min, a.gap_max))
+                self.fault(name, fn)
+            self.pause(a.first)
+        elif a.control:
             self.pause(5)
             self.fault(f"SIGSTOP router1 {a.freeze} s, SIGCONT",
                        self.freeze_router(a.freeze))
@@ -932,6 +960,72 @@ class Harness:
                 self.fault(name, fn)
                 self.pause(min(self.rng.uniform(a.gap_min, a.gap_max),
                                max(0, end - now())))
+
+    # ---- scaling (--scale): each step changes one tier's size for good
+
+    # A log line saying the process got partitions (a store's count > 0).
+    OWNS = {"router": re.compile(rb'"router\.assign".*partition \d+'),
+            "store": re.compile(rb'"store\.assign".*assigned [1-9]')}
+
+    def wait_owns(self, base, offset, limit=45):
+        """Seconds until base logs that it owns partitions, or None."""
+        pat, t = self.OWNS[self.svc.kind(base)], time.monotonic()
+        while time.monotonic() - t < limit:
+            with open(self.svc.path(base, "log"), "rb") as f:
+                f.seek(offset)
+                if pat.search(f.read()):
+                    return time.monotonic() - t
+            time.sleep(0.2)
+        return None
+
+    def scale_up(self, base):
+        """Start base; a router or store must get a share of the
+        partitions (the consumer group splits the work)."""
+        def run():
+            self.svc.spare.discard(base)
+            logpath = self.svc.path(base, "log")
+            offset = os.path.getsize(logpath) if os.path.exists(logpath) \
+                else 0
+            t = time.monotonic()
+            self.svc.start(base)
+            note = f"(ready after {time.monotonic() - t:.1f} s"
+            if self.svc.kind(base) in self.OWNS:
+                took = self.wait_owns(base, offset)
+                if took is None:
+                    self.extra["scale up"].append(
+                        f"{base} got no partitions of the topic")
+                    note += ", NO partitions"
+                else:
+                    note += f", owns partitions after {took:.1f} s"
+            return note + ")"
+        return run
+
+    def scale_down(self, base):
+        """SIGTERM, as Kubernetes stops a pod; it stays down."""
+        def run():
+            rc, took = self.svc.stop(base, signal.SIGTERM, timeout=30)
+            if rc != 0:
+                self.extra["scale down"].append(
+                    f"{base}: exit code {rc} after SIGTERM, want 0")
+            if base.startswith("gateway"):
+                self.svc.spare.add(base)  # new clients no longer try it
+            return f"(exit {rc} after {took:.1f} s)"
+        return run
+
+    def scale_list(self):
+        return [("scale up: router3 joins (partitions rebalance)",
+                 self.scale_up("router3")),
+                ("scale up: store2 joins the store group",
+                 self.scale_up("store2")),
+                ("scale up: gateway3 joins", self.scale_up("gateway3")),
+                ("scale down: router1 stops (SIGTERM)",
+                 self.scale_down("router1")),
+                ("scale down: gateway1 drains and stops (SIGTERM)",
+                 self.scale_down("gateway1")),
+                ("scale down: store2 stops (SIGTERM)",
+                 self.scale_down("store2")),
+                ("scale up: router1 back (a rolling restart's end)",
+                 self.scale_up("router1"))]
 
     def freeze_router(self, seconds):
         def run():
@@ -1026,7 +1120,8 @@ class Harness:
     def report(self, problems, counts, elapsed):
         a = self.args
         mode = ("control" + (" --unsafe" if a.unsafe else "")) if a.control \
-            else ("short" if a.short else f"long {a.minutes} min")
+            else ("short" if a.short else "scale" if a.scale
+                  else f"long {a.minutes} min")
         print()
         print(f"==== fault harness report ({mode}, seed {a.seed}, "
               f"{elapsed:.0f} s) ====")
@@ -1150,6 +1245,9 @@ def main():
                       help="random faults for --minutes (soak)")
     mode.add_argument("--control", action="store_true",
                       help="one router, SIGSTOPped --freeze s while sending")
+    mode.add_argument("--scale", action="store_true",
+                      help="tiers scale up and down under traffic "
+                      "(routers 2-3, gateways 2-3, stores 1-2)")
     mode.add_argument("--self-test", action="store_true",
                       help="check the checker on made-up data, then exit")
     ap.add_argument("--unsafe", action="store_true",
@@ -1188,6 +1286,13 @@ def main():
         a.gap_min = a.gap_min or 10
         a.gap_max = a.gap_max or 15
         a.deadline = a.deadline or 480
+    elif a.scale:
+        a.pace = a.pace or 0.5
+        a.max_per_sender = a.max_per_sender or 1000
+        a.gap_min = a.gap_min or 6
+        a.gap_max = a.gap_max or 9
+        a.first = min(a.first, 6)
+        a.deadline = a.deadline or 300
     elif a.long:
         a.pace = a.pace or 0.5
         a.max_per_sender = a.max_per_sender or 100000

@@ -40,7 +40,12 @@ listener_pid() { # the pid listening on a TCP port
 	ss -Hltnp "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1
 }
 
+make -C "$root" --no-print-directory -s web BUILD="${PARLEY_BUILD:-build}" >/dev/null
 up 1
+# The demo page and its dev tokens (make run turns them on).
+curl -fs "http://127.0.0.1:$gw1/" | grep -q "parley demo" || fail "no demo page at /"
+curl -fs "http://127.0.0.1:$gw1/dev/token?user=alice" | grep -q '"token"' ||
+	fail "no dev token at /dev/token"
 for i in 1 2 3; do
 	parley send --url "ws://127.0.0.1:$gw1/" --as alice dm:alice:bob "kept $i" >/dev/null ||
 		fail "send $i on the run command's stack"
