@@ -151,18 +151,21 @@ echo "ok 8 32 callers on one socket"
 # and the room holds every key exactly once with dense seqs.
 admin create4 room create --key room-fault --name fault alice
 fault=$(field "$T/create4.out" 'j["room_id"]')
-"$TOOLS_BIN/api_load" "$fault" 8 60 f 4000 >"$T/f1.out" &
+"$TOOLS_BIN/api_load" "$fault" 8 100 f 4000 >"$T/f1.out" &
 loadpid=$!
-sleep 0.3
+for _ in $(seq 100); do # mid-stream: once 40 calls were answered
+	[ "$(wc -l <"$T/f1.out")" -ge 40 ] && break
+	sleep 0.1
+done
 kill -0 "$loadpid" 2>/dev/null || echo "note: the load ended before the kill"
 stop router1 KILL
 sleep 2
 start_router 1
 wait "$loadpid" || fail "api_load failed"
-"$TOOLS_BIN/api_load" "$fault" 8 60 f 30000 >"$T/f2.out"
+"$TOOLS_BIN/api_load" "$fault" 8 100 f 30000 >"$T/f2.out"
 for _ in $(seq 100); do
 	parley admin history "$fault" --limit 1000 >"$T/fh.out" 2>/dev/null &&
-		[ "$(field "$T/fh.out" 'len(j["messages"])')" -ge 480 ] && break
+		[ "$(field "$T/fh.out" 'len(j["messages"])')" -ge 800 ] && break
 	sleep 0.2
 done
 python3 - "$T/f1.out" "$T/f2.out" "$T/fh.out" <<'PY' || fail "router restart: see $T/f*.out"
@@ -170,7 +173,7 @@ import json, sys
 first = dict((l.split()[0], l.split()[1:]) for l in open(sys.argv[1]))
 second = dict((l.split()[0], l.split()[1:]) for l in open(sys.argv[2]))
 hist = json.loads(open(sys.argv[3]).read().splitlines()[-1])["messages"]
-assert len(first) == 480 and len(second) == 480
+assert len(first) == 800 and len(second) == 800
 assert all(v[0] != "ERR" for v in second.values()), "retries failed"
 # A failure is only ever retryable (UNAVAILABLE/timeout), never a refusal.
 for k, v in first.items():
@@ -179,9 +182,9 @@ for k, v in first.items():
         assert v[0] == second[k][0], ("acked seq changed", k, v, second[k])
 ids = [m["client_msg_id"] for m in hist]
 assert sorted(ids) == sorted(first), "history is not every key once"
-assert [m["seq"] for m in hist] == list(range(1, 481)), "seqs not dense"
+assert [m["seq"] for m in hist] == list(range(1, 801)), "seqs not dense"
 errs = sum(1 for v in first.values() if v[0] == "ERR")
-print("acked during the fault: %d, failed retryably: %d" % (480 - errs, errs))
+print("acked during the fault: %d, failed retryably: %d" % (800 - errs, errs))
 PY
 echo "ok 9 router restart: never half-done"
 
