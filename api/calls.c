@@ -560,6 +560,8 @@ calls_register_device(struct api *a,
 
 	if (!jwt_valid_user(q->user_id))
 		return calls_bad("user_id is not a valid user id");
+	if (!calls_valid_id(q->idempotency_key, CALLS_MAX_KEY))
+		return calls_bad("idempotency_key must be 1-128 bytes");
 	d.platform = q->platform;
 	d.token = q->token;
 	f.request_id = 1;
@@ -656,9 +658,7 @@ calls_disconnect_gateway(struct api *a, const char *gateway, char *user)
 }
 
 static Response *
-calls_disconnect_user(struct api *a,
-		      const Parley__Server__V1__DisconnectUserRequest *q,
-		      int timeout_ms)
+calls_disconnect(struct api *a, const char *user, int timeout_ms)
 {
 	Parley__Internal__V1__PresenceRequest pq =
 		PARLEY__INTERNAL__V1__PRESENCE_REQUEST__INIT;
@@ -666,8 +666,6 @@ calls_disconnect_user(struct api *a,
 	struct map done;
 	int rc = 0;
 
-	if (!jwt_valid_user(q->user_id))
-		return calls_bad("user_id is not a valid user id");
 	pq.req_case = PARLEY__INTERNAL__V1__PRESENCE_REQUEST__REQ_SNAPSHOT;
 	pq.snapshot = true;
 	if ((rep = calls_presence_ask(a, &pq, timeout_ms)) == NULL)
@@ -677,11 +675,10 @@ calls_disconnect_user(struct api *a,
 	for (size_t i = 0; i < rep->n_sessions && rc == 0; i++) {
 		const Parley__Internal__V1__Session *s = rep->sessions[i];
 
-		if (strcmp(s->user_id, q->user_id) != 0 ||
-		    map_get(&done, s->gateway))
+		if (strcmp(s->user_id, user) != 0 || map_get(&done, s->gateway))
 			continue;
 		map_put(&done, s->gateway, &done);
-		rc = calls_disconnect_gateway(a, s->gateway, q->user_id);
+		rc = calls_disconnect_gateway(a, s->gateway, (char *)user);
 	}
 	map_release(&done);
 	parley__internal__v1__presence_reply__free_unpacked(rep, NULL);
@@ -691,22 +688,32 @@ calls_disconnect_user(struct api *a,
 	return calls_ok();
 }
 
+static Response *
+calls_disconnect_user(struct api *a,
+		      const Parley__Server__V1__DisconnectUserRequest *q,
+		      int timeout_ms)
+{
+	if (!jwt_valid_user(q->user_id))
+		return calls_bad("user_id is not a valid user id");
+	if (!calls_valid_id(q->idempotency_key, CALLS_MAX_KEY))
+		return calls_bad("idempotency_key must be 1-128 bytes");
+	return calls_disconnect(a, q->user_id, timeout_ms);
+}
+
 /* RevokeTokens: the epoch first (durable), then the live sessions. */
 static Response *
 calls_revoke_tokens(struct api *a,
 		    const Parley__Server__V1__RevokeTokensRequest *q,
 		    int timeout_ms)
 {
-	Parley__Server__V1__DisconnectUserRequest d =
-		PARLEY__SERVER__V1__DISCONNECT_USER_REQUEST__INIT;
-
 	if (!jwt_valid_user(q->user_id))
 		return calls_bad("user_id is not a valid user id");
+	if (!calls_valid_id(q->idempotency_key, CALLS_MAX_KEY))
+		return calls_bad("idempotency_key must be 1-128 bytes");
 	if (api_revoke(a, q->user_id, timeout_ms) < 0)
 		return calls_error(PARLEY__SERVER__V1__CODE__CODE_UNAVAILABLE,
 				   "revocation not written; retry", true);
-	d.user_id = q->user_id;
-	return calls_disconnect_user(a, &d, timeout_ms);
+	return calls_disconnect(a, q->user_id, timeout_ms);
 }
 
 /* The calls that change something (a Command through the routers). */
@@ -755,6 +762,11 @@ calls_handle(struct api *a, const Parley__Server__V1__Request *q,
 	case PARLEY__SERVER__V1__REQUEST__CALL_REVOKE_TOKENS:
 		return calls_revoke_tokens(a, q->revoke_tokens, timeout_ms);
 	default:
+		/* A call of a newer API arrives as an unknown field. */
+		if (q->base.n_unknown_fields > 0)
+			return calls_error(
+				PARLEY__SERVER__V1__CODE__CODE_UNIMPLEMENTED,
+				"call not known to this server", false);
 		return calls_bad("no call in the request");
 	}
 }
