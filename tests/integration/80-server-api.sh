@@ -210,6 +210,18 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 grep -qi 'deleted' "$T/alice.out" || fail "alice was not told: $(cat "$T/alice.out")"
+# Sync shows the DELETED event (kind 5) to a member it removed.
+sync_hex=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import wsclient as w
+print(w.client_frame(5, 12, w.field_bytes(1, sys.argv[2]) + w.field_varint(2, 0)).hex())' "$TOOLS" "$room")
+for _ in $(seq 30); do
+	wsclient probe --port "$GW_PORT_1" --token "$(parley token alice)" \
+		--send-raw "$sync_hex" --wait 2 >"$T/async.json"
+	python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+sys.exit(0 if any(5 in f.get("event_kinds", []) for f in j["frames"]) else 1)' "$T/async.json" && break
+	sleep 0.2
+done
+grep -q '"event_kinds": \[[0-9, ]*5\]' "$T/async.json" || fail "no DELETED event in alice's Sync: $(cat "$T/async.json")"
 echo "ok 10 room deleted"
 
 # 11. DisconnectUser closes erin's session with 4010; RevokeTokens writes
