@@ -9,13 +9,14 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla
 OPT      ?= -O2 -g
 SAN      ?=
-CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon \
+CPPFLAGS += -D_GNU_SOURCE -I$(BUILD)/gen -Icommon -Iclients/libparley-client \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 $(OPT) $(SAN) -pthread
 LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lnng -lev -lm -pthread
 
 GEN       = $(BUILD)/gen
 PROTOS    = parley/v1/client.proto parley/log/v1/record.proto \
+            parley/server/v1/api.proto \
             parley/internal/v1/envelope.proto
 PB_C      = $(patsubst %.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PB_H      = $(PB_C:.c=.h)
@@ -23,15 +24,18 @@ PB_O      = $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PB_C))
 
 # Every service folder with a main.c is a parley-<folder> binary.
 SERVICES  = $(patsubst %/main.c,%,$(wildcard gateway/main.c router/main.c \
-              store/main.c presence/main.c pusher/main.c))
+              store/main.c presence/main.c pusher/main.c api/main.c))
 lib_srcs  = $(filter-out %_test.c,$(wildcard common/*.c))
 svc_srcs  = $(filter-out %_test.c %/main.c,$(wildcard $(1)/*.c))
 obj       = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIB       = $(BUILD)/lib/libparley.a
-BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parley
+CLIENT_LIB = $(BUILD)/lib/libparley-client.a
+BINS      = $(foreach s,$(SERVICES),$(BUILD)/bin/parley-$(s)) $(BUILD)/bin/parley \
+            $(CLIENT_LIB) $(BUILD)/bin/parley-post-example \
+            $(BUILD)/tools/api_load
 TESTSRCS  = $(wildcard common/*_test.c $(foreach s,$(SERVICES),$(s)/*_test.c) \
-              clients/cli/*_test.c)
+              clients/cli/*_test.c clients/libparley-client/*_test.c)
 TESTBINS  = $(patsubst %.c,$(BUILD)/test/%,$(TESTSRCS))
 # Test tools (tests/tools/*.c), built with everything else.
 TOOLBINS  = $(BUILD)/test/tools/authz_probe
@@ -73,8 +77,25 @@ $(BUILD)/test/$(1)/%_test: $(1)/%_test.c $(BUILD)/lib/lib$(1).a $(LIB) $(PB_H)
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
+# libparley-client: the server API's C client, on its own (NNG and
+# protobuf-c only), and the ten-line example of docs/SERVER_API.md.
+$(CLIENT_LIB): $(BUILD)/obj/clients/libparley-client/parley_client.o \
+               $(BUILD)/obj/gen/parley/server/v1/api.pb-c.o
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/bin/parley-post-example: \
+    $(BUILD)/obj/clients/libparley-client/example/post.o $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ -lnng -lprotobuf-c -pthread
+
+# Test tool: many concurrent callers on one client (tests/integration/80).
+$(BUILD)/tools/api_load: $(BUILD)/obj/tests/tools/api_load.o $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ -lnng -lprotobuf-c -pthread
+
 cli_srcs = $(wildcard clients/cli/*.c)
-$(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) $(LIB)
+$(BUILD)/bin/parley: $(call obj,$(filter-out %_test.c,$(cli_srcs))) \
+                     $(BUILD)/obj/clients/libparley-client/parley_client.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
@@ -88,6 +109,11 @@ $(BUILD)/test/tools/%: tests/tools/%.c $(cli_conn_objs) $(LIB) $(PB_H)
 $(BUILD)/test/clients/cli/%_test: clients/cli/%_test.c $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Iclients/cli $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)
+
+$(BUILD)/test/clients/libparley-client/%_test: \
+    clients/libparley-client/%_test.c $(LIB) $(PB_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIB) $(LIBS)
 
 $(BUILD)/test/common/%_test: common/%_test.c $(LIB) $(PB_H)
 	@mkdir -p $(dir $@)

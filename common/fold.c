@@ -14,6 +14,8 @@
 
 struct fold {
 	struct map rooms; /* room id -> struct fold_room * */
+	char **removed;	  /* the last DeleteRoom's members (fold_result) */
+	size_t n_removed;
 	int (*load)(void *ctx, struct fold *f, const char *room_id);
 	void *load_ctx;
 };
@@ -47,6 +49,16 @@ fold_room_free(struct fold_room *r)
 	free(r);
 }
 
+static void
+fold_removed_clear(struct fold *f)
+{
+	for (size_t i = 0; i < f->n_removed; i++)
+		free(f->removed[i]);
+	free(f->removed);
+	f->removed = NULL;
+	f->n_removed = 0;
+}
+
 void
 fold_free(struct fold *f)
 {
@@ -59,6 +71,7 @@ fold_free(struct fold *f)
 	while (map_next(&f->rooms, &pos, &key, &val))
 		fold_room_free(val);
 	map_release(&f->rooms);
+	fold_removed_clear(f);
 	free(f);
 }
 
@@ -320,7 +333,11 @@ fold_post(struct fold *f, struct fold_room *r,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
 	out->room = r;
-	if (fold_room_member(r, rec->actor) == NULL)
+	if (r->deleted)
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				   "room deleted");
+	if (!rec->server && fold_room_member(r, rec->actor) == NULL)
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
@@ -350,7 +367,13 @@ fold_create(struct fold *f, struct fold_room *r,
 
 	if (r) {
 		out->room = r;
-		if (r->kind == FOLD_GROUP && fold_room_member(r, rec->actor))
+		if (r->deleted)
+			return fold_reject(
+				out,
+				PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				"room deleted");
+		if (r->kind == FOLD_GROUP &&
+		    (rec->server || fold_room_member(r, rec->actor)))
 			return fold_duplicate(out, r->last_seq);
 		return fold_reject(
 			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
@@ -382,7 +405,11 @@ fold_group_check(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
 				   "no such room");
-	if (fold_room_member(r, rec->actor) == NULL)
+	if (r->deleted)
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				   "room deleted");
+	if (!rec->server && fold_room_member(r, rec->actor) == NULL)
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "not a member of this room");
@@ -447,13 +474,51 @@ fold_remove(struct fold_room *r, const Parley__Log__V1__Record *rec,
 		return rc;
 	if (user == NULL || fold_room_member(r, user) == NULL)
 		return fold_duplicate(out, r->last_seq);
-	if (strcmp(user, rec->actor) != 0 &&
+	if (!rec->server && strcmp(user, rec->actor) != 0 &&
 	    (r->creator == NULL || strcmp(r->creator, rec->actor) != 0))
 		return fold_reject(out,
 				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
 				   "only the room's creator removes members");
 	fold_room_drop_member(r, user);
 	out->removed = user;
+	return fold_accept(out, r);
+}
+
+static int
+fold_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* DeleteRoom: every member goes (listed in out), the room closes. */
+static int
+fold_delete(struct fold *f, struct fold_room *r,
+	    const Parley__Log__V1__Record *rec, struct fold_result *out)
+{
+	size_t pos = 0;
+	const char *key;
+	void *val;
+	int rc;
+
+	if (r && r->deleted) {
+		out->room = r;
+		return fold_duplicate(out, r->last_seq);
+	}
+	if (!rec->server)
+		return fold_reject(out,
+				   PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				   "rooms are deleted through the server API");
+	if ((rc = fold_group_check(r, rec, out)) != 1)
+		return rc;
+	f->removed = xcalloc(map_count(&r->members) + 1, sizeof(char *));
+	while (map_next(&r->members, &pos, &key, &val))
+		f->removed[f->n_removed++] = xstrdup(key);
+	qsort(f->removed, f->n_removed, sizeof(char *), fold_cmp_str);
+	for (size_t i = 0; i < f->n_removed; i++)
+		fold_room_drop_member(r, f->removed[i]);
+	r->deleted = true;
+	out->removed_all = f->removed;
+	out->n_removed_all = f->n_removed;
 	return fold_accept(out, r);
 }
 
@@ -505,6 +570,8 @@ fold_dispatch(struct fold *f, struct fold_room *r,
 		return fold_remove(r, rec, rec->actor, out);
 	case PARLEY__LOG__V1__RECORD__BODY_MARKER:
 		return fold_marker(r, rec, out);
+	case PARLEY__LOG__V1__RECORD__BODY_DELETE_ROOM:
+		return fold_delete(f, r, rec, out);
 	default:
 		return fold_reject(
 			out, PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
@@ -519,6 +586,7 @@ fold_apply(struct fold *f, const Parley__Log__V1__Record *rec,
 	struct fold_room *r;
 
 	memset(out, 0, sizeof(*out));
+	fold_removed_clear(f);
 	if (rec->room_id == NULL || rec->actor == NULL ||
 	    !jwt_valid_user(rec->actor) || !utf8_valid(rec->room_id) ||
 	    (rec->body_case == PARLEY__LOG__V1__RECORD__BODY_POST &&

@@ -18,6 +18,13 @@
  *    AddMembers / RemoveMember / Leave records. Any member may add members;
  *    only the room's creator may remove others; anyone may leave.
  *  - Markers (delivered/read) only move forward, never past last_seq.
+ *  - A record with server set (the server API, docs/SERVER_API.md) skips
+ *    the actor's checks: it may post into any existing room, add and
+ *    remove members of any group, and a retried CreateRoom of it is a
+ *    duplicate whether or not its actor is still a member.
+ *  - DeleteRoom (server records only) removes every member and closes the
+ *    group: later posts, membership changes and creates of it are
+ *    rejected (NOT_FOUND); a repeated DeleteRoom is a duplicate.
  *  - A record whose room id or client_msg_id is not valid UTF-8 is
  *    rejected (protobuf-c does not check; every folder must agree).
  *
@@ -64,6 +71,7 @@ struct fold_room {
 	/* Accepted posts in seq order for eviction: a ring of entries. */
 	struct fold_dedup_entry *ring;
 	uint64_t ring_head, ring_len, ring_cap;
+	bool deleted; /* DeleteRoom: closed, no members, nothing accepted */
 };
 
 enum fold_verdict {
@@ -82,6 +90,10 @@ struct fold_result {
 	const char *reason;	/* static text when rejected */
 	/* Members whose membership this record ended (RemoveMember/Leave). */
 	const char *removed;
+	/* DeleteRoom: every member it removed, sorted; owned by the fold and
+	 * valid until the next fold_apply. */
+	char **removed_all;
+	size_t n_removed_all;
 };
 
 struct fold;

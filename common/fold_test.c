@@ -313,6 +313,73 @@ test_snapshot_agrees(void)
 	fold_free(snap);
 }
 
+/* Server API records skip the actor's checks: the system posts into a room
+ * it is not in, removes a member the creator added, and its retried post
+ * keeps its seq. A user record with the same content is still refused. */
+static void
+test_server_records(void)
+{
+	struct fold *f = fold_new();
+	char *bob[] = { "bob" };
+	struct fold_result res;
+
+	apply(f, mk_group("create", "g:1", "alice", bob, 1));
+	CHECK_EQ_INT(apply(f, mk_post("g:1", "system", "k1", 1)).error,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+	mk_post("g:1", "system", "k1", 2)->server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
+	CHECK_EQ_INT(res.seq, 1);
+	mk_post("g:1", "system", "k1", 3)->server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_DUPLICATE);
+	CHECK_EQ_INT(res.seq, 1);
+	CHECK(fold_room_member(res.room, "system") == NULL);
+	mk_group("remove", "g:1", "system", bob, 1)->server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
+	CHECK_EQ_STR(res.removed, "bob");
+	fold_free(f);
+}
+
+/* DeleteRoom: only from the server API; removes every member (listed,
+ * sorted), then rejects posts, adds and creates; a retry is a duplicate. */
+static void
+test_delete_room(void)
+{
+	struct fold *f = fold_new();
+	char *bob[] = { "bob" };
+	struct fold_result res;
+
+	apply(f, mk_group("create", "g:1", "alice", bob, 1));
+	CHECK_EQ_INT(apply(f, mk_post("g:1", "bob", "b1", 1)).seq, 1);
+	parley__log__v1__record__init(&rec_);
+	rec_.room_id = "g:1";
+	rec_.actor = "alice";
+	rec_.body_case = PARLEY__LOG__V1__RECORD__BODY_DELETE_ROOM;
+	CHECK_EQ_INT(apply(f, &rec_).error,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+	rec_.server = true;
+	res = apply(f, &rec_);
+	CHECK_EQ_INT(res.verdict, FOLD_ACCEPTED);
+	CHECK_EQ_INT(res.n_removed_all, 2);
+	CHECK_EQ_STR(res.removed_all[0], "alice");
+	CHECK_EQ_STR(res.removed_all[1], "bob");
+	CHECK(res.room->deleted);
+	CHECK_EQ_INT(map_count(&res.room->members), 0);
+	CHECK_EQ_INT(apply(f, &rec_).verdict, FOLD_DUPLICATE);
+	mk_post("g:1", "system", "s1", 2)->server = true;
+	CHECK_EQ_INT(apply(f, &rec_).error,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+	mk_group("add", "g:1", "system", bob, 1)->server = true;
+	CHECK_EQ_INT(apply(f, &rec_).error,
+		     PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+	res = apply(f, mk_group("create", "g:1", "alice", bob, 1));
+	CHECK_EQ_INT(res.verdict, FOLD_REJECTED);
+	CHECK_EQ_INT(res.room->last_seq, 1);
+	fold_free(f);
+}
+
 static void
 test_map_basics(void)
 {
@@ -342,4 +409,5 @@ TEST_MAIN(TEST(test_dm_ids), TEST(test_dense_seq),
 	  TEST(test_room_time_monotonic), TEST(test_ring_growth),
 	  TEST(test_group_membership), TEST(test_members_limit),
 	  TEST(test_markers_forward_only), TEST(test_snapshot_agrees),
+	  TEST(test_server_records), TEST(test_delete_room),
 	  TEST(test_map_basics))

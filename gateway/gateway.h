@@ -16,6 +16,10 @@
 #include "metrics.h"
 #include "parley/internal/v1/envelope.pb-c.h"
 
+/* Close code of sessions closed by the server API's DisconnectUser: the
+ * client may reconnect with its token (docs/PROTOCOL.md). */
+#define GW_CLOSE_DISCONNECTED 4010
+
 /* WebSocket close codes (docs/PROTOCOL.md). */
 enum gw_close {
 	GW_CLOSE_GOING_AWAY = 1001,    /* draining: reconnect elsewhere */
@@ -311,6 +315,8 @@ void session_requeue(struct gw_session *s, struct gw_qitem *head,
 /* Deliver a frame to every local session of user (except one). */
 void session_deliver_user(struct gateway *gw, const char *user,
 			  struct gw_frame *f, const char *except);
+/* Close every local session of user with code (DisconnectUser). */
+void session_close_user(struct gateway *gw, const char *user, int code);
 /* The rooms answer for a session waiting for Welcome. */
 void session_on_rooms(struct gw_session *s, Parley__V1__RoomList *rooms);
 /* Presence saw the session; Welcome may go. */

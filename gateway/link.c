@@ -238,11 +238,18 @@ inbox_push(struct gateway *gw, struct gw_inbox_item *it)
 static void
 link_delivery(struct gateway *gw, const Parley__Internal__V1__Delivery *d)
 {
-	struct gw_frame *f = frame_new(d->frame.data, d->frame.len);
+	struct gw_frame *f;
 	const char *except = d->except_session && d->except_session[0]
 				     ? d->except_session
 				     : NULL;
 
+	/* The server API's DisconnectUser (only the one code it sends). */
+	if (d->close_code == GW_CLOSE_DISCONNECTED) {
+		for (size_t i = 0; i < d->n_user_ids; i++)
+			session_close_user(gw, d->user_ids[i], d->close_code);
+		return;
+	}
+	f = frame_new(d->frame.data, d->frame.len);
 	if (d->session_id && d->session_id[0]) {
 		struct gw_session *s = session_get(gw, d->session_id);
 

@@ -254,6 +254,15 @@ session_deliver_user(struct gateway *gw, const char *user, struct gw_frame *f,
 			session_send(u->s[i], f);
 }
 
+void
+session_close_user(struct gateway *gw, const char *user, int code)
+{
+	struct gw_user *u = map_get(&gw->users, user);
+
+	for (size_t i = 0; u && i < u->n; i++)
+		session_close(u->s[i], code, "disconnected by the server");
+}
+
 /* Welcome: first frame of every session, once rooms and presence answered. */
 
 static void

@@ -101,7 +101,8 @@ ingress_check_send(const struct router *r,
 	if (!fold_dm_parse(s->room_id, a, b))
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND;
 	*why = "not a member of this room";
-	if (strcmp(a, c->user_id) != 0 && strcmp(b, c->user_id) != 0)
+	if (!c->server && strcmp(a, c->user_id) != 0 &&
+	    strcmp(b, c->user_id) != 0)
 		return PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN;
 	return 0;
 }
@@ -120,6 +121,7 @@ ingress_produce(struct router *r, const Parley__Internal__V1__Command *c,
 	o.request_id = c->frame->request_id;
 	o.trace_id = c->trace_id;
 	rec->actor = c->user_id;
+	rec->server = c->server;
 	rec->ts_ms = router_now_ms();
 	rec->origin = &o;
 	n = parley__log__v1__record__get_packed_size(rec);
@@ -286,6 +288,31 @@ ingress_members(struct router *r, const Parley__Internal__V1__Command *c)
 		ingress_produce(r, c, &rec, NULL);
 }
 
+/* DeleteRoom: a server API command only (docs/SERVER_API.md). */
+static void
+ingress_delete(struct router *r, const Parley__Internal__V1__Command *c)
+{
+	Parley__Log__V1__Record rec = PARLEY__LOG__V1__RECORD__INIT;
+	Parley__Log__V1__DeleteRoom del = PARLEY__LOG__V1__DELETE_ROOM__INIT;
+	const char *room = c->frame->delete_room->room_id;
+
+	if (!c->server) {
+		router_error(r, c->gateway, c->session_id, c->frame->request_id,
+			     PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+			     "rooms are deleted through the server API", false,
+			     room, NULL);
+		return;
+	}
+	if (!ingress_valid_id(room, INGRESS_MAX_ROOM) || !utf8_valid(room)) {
+		ingress_reject(r, c, "bad room id");
+		return;
+	}
+	rec.room_id = (char *)room;
+	rec.body_case = PARLEY__LOG__V1__RECORD__BODY_DELETE_ROOM;
+	rec.delete_room = &del;
+	ingress_produce(r, c, &rec, NULL);
+}
+
 static void
 ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 {
@@ -321,6 +348,9 @@ ingress_command(struct router *r, const Parley__Internal__V1__Command *c)
 	case PARLEY__V1__CLIENT_FRAME__MSG_REMOVE_MEMBER:
 	case PARLEY__V1__CLIENT_FRAME__MSG_LEAVE_ROOM:
 		ingress_members(r, c);
+		break;
+	case PARLEY__V1__CLIENT_FRAME__MSG_DELETE_ROOM:
+		ingress_delete(r, c);
 		break;
 	default:
 		router_error(r, c->gateway, c->session_id, f->request_id,

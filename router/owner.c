@@ -280,9 +280,12 @@ owner_members(struct fold_room *room, size_t *n)
 
 /* RoomEvent kind and user list of a membership record. */
 static int
-owner_room_event(const Parley__Log__V1__Record *rec, struct fold_room *room,
-		 Parley__V1__RoomEvent *ev, char ***owned)
+owner_room_event(const Parley__Log__V1__Record *rec,
+		 const struct fold_result *res, Parley__V1__RoomEvent *ev,
+		 char ***owned)
 {
+	struct fold_room *room = res->room;
+
 	*owned = NULL;
 	switch (rec->body_case) {
 	case PARLEY__LOG__V1__RECORD__BODY_CREATE_ROOM:
@@ -297,6 +300,11 @@ owner_room_event(const Parley__Log__V1__Record *rec, struct fold_room *room,
 		ev->user_ids = &rec->remove_member->user_id;
 		ev->n_user_ids = 1;
 		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBER_REMOVED;
+	case PARLEY__LOG__V1__RECORD__BODY_DELETE_ROOM:
+		/* A retried delete removed nobody; name nobody. */
+		ev->user_ids = res->removed_all;
+		ev->n_user_ids = res->n_removed_all;
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_DELETED;
 	default:
 		ev->user_ids = (char **)&rec->actor;
 		ev->n_user_ids = 1;
@@ -316,7 +324,7 @@ owner_room(struct router *r, struct router_part *p,
 	char **owned;
 
 	ev.room_id = rec->room_id;
-	ev.kind = owner_room_event(rec, res->room, &ev, &owned);
+	ev.kind = owner_room_event(rec, res, &ev, &owned);
 	ev.seq = res->room->last_seq;
 	ev.actor_id = rec->actor;
 	ev.name = res->room->name;
@@ -325,6 +333,10 @@ owner_room(struct router *r, struct router_part *p,
 	f.room_event = &ev;
 	if (res->verdict == FOLD_ACCEPTED) {
 		owner_fanout(r, p, rec->room_id, &f, res->removed);
+		/* A deleted room has no members left in the index: tell
+		 * each one it removed. */
+		for (size_t i = 0; i < res->n_removed_all; i++)
+			owner_fanout(r, NULL, NULL, &f, res->removed_all[i]);
 	}
 	if (o && o->request_id) {
 		f.request_id = o->request_id;
@@ -375,6 +387,8 @@ owner_membership(struct router *r, struct router_part *p,
 		return;
 	if (res->removed)
 		online_member_del(r, p, rec->room_id, res->removed);
+	for (size_t i = 0; i < res->n_removed_all; i++)
+		online_member_del(r, p, rec->room_id, res->removed_all[i]);
 	if (!res->created &&
 	    rec->body_case != PARLEY__LOG__V1__RECORD__BODY_ADD_MEMBERS)
 		return;

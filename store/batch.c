@@ -117,6 +117,7 @@ batch_room(struct batch *b, const struct fold_room *r)
 	}
 	br->last_seq = r->last_seq;
 	br->last_ts = r->last_ts;
+	br->deleted = r->deleted;
 	return br;
 }
 
@@ -260,6 +261,9 @@ batch_event_kind(const Parley__Log__V1__Record *rec,
 	case PARLEY__LOG__V1__RECORD__BODY_LEAVE:
 		*users = xstrdup(res->removed);
 		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_MEMBER_LEFT;
+	case PARLEY__LOG__V1__RECORD__BODY_DELETE_ROOM:
+		*users = batch_join(res->removed_all, res->n_removed_all);
+		return PARLEY__V1__ROOM_EVENT_KIND__ROOM_EVENT_KIND_DELETED;
 	default:
 		return 0;
 	}
@@ -314,6 +318,8 @@ batch_note_accepted(struct batch *b, const Parley__Log__V1__Record *rec,
 	}
 	if (res->removed)
 		batch_note_removed(b, r, res->removed, r->last_seq);
+	for (size_t i = 0; i < res->n_removed_all; i++)
+		batch_note_removed(b, r, res->removed_all[i], r->last_seq);
 }
 
 static void

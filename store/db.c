@@ -85,6 +85,9 @@ static const char *const db_migrations[] = {
 	" ts_ms bigint NOT NULL,"
 	" PRIMARY KEY (room_id, part, kafka_offset));"
 	"CREATE INDEX room_events_after ON room_events (room_id, after_seq);",
+	/* 4: DeleteRoom closes a room for good (the fold rejects everything
+	 * after it, so a snapshot must carry it). */
+	"ALTER TABLE rooms ADD COLUMN deleted boolean NOT NULL DEFAULT false;",
 };
 
 #define DB_N_MIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
@@ -400,7 +403,7 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 	int rc = 0;
 	PGresult *res = db_exec(db, "load rooms",
 				"SELECT room_id, kind, name, last_seq, last_ts,"
-				" creator FROM rooms"
+				" creator, deleted FROM rooms"
 				" WHERE room_id = ANY($1::text[])",
 				1, params, &rc);
 
@@ -418,6 +421,7 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 		r->last_ts = db_i64(res, i, 4);
 		if (!PQgetisnull(res, i, 5))
 			fold_room_set_creator(r, PQgetvalue(res, i, 5));
+		r->deleted = db_bool(res, i, 6);
 		map_put(fresh, id, r);
 	}
 	PQclear(res);
@@ -564,10 +568,11 @@ db_write_rooms(struct db *db, const struct batch *b)
 
 	if (map_count(&b->rooms) == 0)
 		return 0;
-	db_cols_init(&c, 7);
+	db_cols_init(&c, 8);
 	while (map_next(&b->rooms, &pos, &key, &val)) {
 		const struct batch_room *r = val;
 
+		pgarr_add_str(&c.col[7], r->deleted ? "t" : "f");
 		pgarr_add_str(&c.col[0], r->id);
 		pgarr_add_i64(&c.col[1], r->kind);
 		pgarr_add_str(&c.col[2], r->name);
@@ -581,13 +586,15 @@ db_write_rooms(struct db *db, const struct batch *b)
 	}
 	rc = db_run(db, "write rooms",
 		    "INSERT INTO rooms (room_id, kind, name, last_seq, last_ts,"
-		    " created_ts, creator) SELECT * FROM unnest($1::text[],"
-		    " $2::smallint[], $3::text[], $4::bigint[], $5::bigint[],"
-		    " $6::bigint[], $7::text[]) ON CONFLICT (room_id) DO UPDATE"
+		    " created_ts, creator, deleted) SELECT * FROM"
+		    " unnest($1::text[], $2::smallint[], $3::text[],"
+		    " $4::bigint[], $5::bigint[], $6::bigint[], $7::text[],"
+		    " $8::boolean[]) ON CONFLICT (room_id) DO UPDATE"
 		    " SET last_seq = EXCLUDED.last_seq,"
 		    " last_ts = EXCLUDED.last_ts,"
-		    " creator = coalesce(EXCLUDED.creator, rooms.creator)",
-		    7, db_cols_params(&c, NULL));
+		    " creator = coalesce(EXCLUDED.creator, rooms.creator),"
+		    " deleted = rooms.deleted OR EXCLUDED.deleted",
+		    8, db_cols_params(&c, NULL));
 	db_cols_release(&c);
 	return rc;
 }
@@ -855,7 +862,8 @@ db_access(struct db *db, const char *room_id, const char *user,
 
 /* Access and events in one statement: one row per event, or one row with
  * NULL events. gone_at is the offset of a removed member's removal (kinds
- * 3 and 4: MEMBER_REMOVED, MEMBER_LEFT): at left_after it sees the events
+ * 3 and 4: MEMBER_REMOVED, MEMBER_LEFT, or 5, DELETED, naming it among
+ * others): at left_after it sees the events
  * up to it, not those after. */
 static const char db_sync_access_sql[] =
 	"WITH a AS (SELECT r.last_seq, r.name, m.user_id IS NOT NULL AS member,"
@@ -865,7 +873,8 @@ static const char db_sync_access_sql[] =
 	"  a.last_seq, $4::bigint) AS hi, (SELECT max(x.kafka_offset)"
 	"  FROM room_events x WHERE a.left_after IS NOT NULL"
 	"  AND x.room_id = $1 AND x.after_seq = a.left_after"
-	"  AND x.kind IN (3, 4) AND x.user_ids = ARRAY[$2]) AS gone_at FROM a)"
+	"  AND ((x.kind IN (3, 4) AND x.user_ids = ARRAY[$2])"
+	"  OR (x.kind = 5 AND $2 = ANY(x.user_ids)))) AS gone_at FROM a)"
 	" SELECT h.last_seq, h.member, h.left_after IS NOT NULL,"
 	" coalesce(h.left_after, 0), h.name, e.kind, e.actor,"
 	" array_to_string(e.user_ids, ','), e.after_seq, e.ts_ms FROM h"
@@ -1096,4 +1105,67 @@ db_rooms_free(Parley__V1__RoomSummary **rooms, size_t n)
 		free(rooms[i]);
 	}
 	free(rooms);
+}
+
+/* The members of a room (current ones) into g, from the rows of res. */
+static void
+db_info_members(const PGresult *res, Parley__Server__V1__GetRoomResponse *g)
+{
+	g->n_members = (size_t)PQntuples(res);
+	g->members =
+		xcalloc(g->n_members ? g->n_members : 1, sizeof(*g->members));
+	for (size_t i = 0; i < g->n_members; i++) {
+		Parley__Server__V1__Member *m = xmalloc(sizeof(*m));
+
+		parley__server__v1__member__init(m);
+		m->user_id = xstrdup(PQgetvalue(res, (int)i, 0));
+		m->joined_after = db_u64(res, (int)i, 1);
+		m->delivered_seq = db_u64(res, (int)i, 2);
+		m->read_seq = db_u64(res, (int)i, 3);
+		g->members[i] = m;
+	}
+}
+
+int
+db_room_info(struct db *db, const char *room_id,
+	     Parley__Server__V1__GetRoomResponse **out)
+{
+	const char *params[] = { room_id };
+	Parley__Server__V1__GetRoomResponse *g;
+	int rc = 0;
+	PGresult *res = db_exec(db, "room info",
+				"SELECT kind, name, coalesce(creator, ''),"
+				" last_seq, last_ts, deleted FROM rooms"
+				" WHERE room_id = $1",
+				1, params, &rc);
+
+	if (res == NULL)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return -ENOENT;
+	}
+	g = xmalloc(sizeof(*g));
+	parley__server__v1__get_room_response__init(g);
+	g->room_id = xstrdup(room_id);
+	g->kind = (Parley__Server__V1__RoomKind)db_i64(res, 0, 0);
+	g->name = xstrdup(PQgetvalue(res, 0, 1));
+	g->creator = xstrdup(PQgetvalue(res, 0, 2));
+	g->last_seq = db_u64(res, 0, 3);
+	g->last_ts_ms = db_i64(res, 0, 4);
+	g->deleted = db_bool(res, 0, 5);
+	PQclear(res);
+	res = db_exec(db, "room members",
+		      "SELECT user_id, joined_after, delivered_seq, read_seq"
+		      " FROM members WHERE room_id = $1 AND left_after IS NULL"
+		      " ORDER BY user_id",
+		      1, params, &rc);
+	if (res == NULL) {
+		parley__server__v1__get_room_response__free_unpacked(g, NULL);
+		return rc;
+	}
+	db_info_members(res, g);
+	PQclear(res);
+	*out = g;
+	return 0;
 }

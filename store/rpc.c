@@ -127,6 +127,10 @@ rpc_reply_free(Parley__Internal__V1__StoreReply *rep)
 		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM_LIST) {
 		db_rooms_free(rep->room_list->rooms, rep->room_list->n_rooms);
 		free(rep->room_list);
+	} else if (rep->reply_case ==
+		   PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM) {
+		parley__server__v1__get_room_response__free_unpacked(rep->room,
+								     NULL);
 	}
 	free(rep);
 }
@@ -196,6 +200,22 @@ rpc_check(struct db *db, const char *room_id, const char *user, uint64_t *cap)
 	if (rc < 0)
 		return rpc_db_error(rc, room_id);
 	return rpc_verdict(room_id, user, &a, cap);
+}
+
+/* The server API reads every message of an existing room. */
+static Parley__Internal__V1__StoreReply *
+rpc_check_server(struct db *db, const char *room_id, uint64_t *cap)
+{
+	struct db_access a;
+	int rc = db_access(db, room_id, "", &a);
+
+	if (rc < 0)
+		return rpc_db_error(rc, room_id);
+	if (!a.room)
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				 "no such room", false, room_id);
+	*cap = a.last_seq;
+	return NULL;
 }
 
 /* Make the first limit of msgs sr's page (the caller asked for limit + 1:
@@ -337,7 +357,8 @@ rpc_reverse(Parley__V1__Message **msgs, size_t n)
 }
 
 static Parley__Internal__V1__StoreReply *
-rpc_history(struct db *db, const char *user, const Parley__V1__History *h)
+rpc_history(struct db *db, const char *user, bool server,
+	    const Parley__V1__History *h)
 {
 	uint32_t limit = rpc_limit(h->limit);
 	Parley__Internal__V1__StoreReply *rep;
@@ -346,7 +367,8 @@ rpc_history(struct db *db, const char *user, const Parley__V1__History *h)
 	size_t n;
 	int rc;
 
-	rep = rpc_check(db, h->room_id, user, &cap);
+	rep = server ? rpc_check_server(db, h->room_id, &cap)
+		     : rpc_check(db, h->room_id, user, &cap);
 	if (rep)
 		return rep;
 	rep = rpc_sync_result(h->room_id, cap);
@@ -439,6 +461,30 @@ rpc_sync_rooms(struct db *db, struct cache *cache, const char *user,
 	return rep;
 }
 
+/* The server API's GetRoom (server requests only: it lists members). */
+static Parley__Internal__V1__StoreReply *
+rpc_get_room(struct db *db, bool server,
+	     const Parley__Server__V1__GetRoomRequest *g)
+{
+	Parley__Internal__V1__StoreReply *rep;
+	Parley__Server__V1__GetRoomResponse *info;
+	int rc;
+
+	if (!server)
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+				 "GetRoom is a server API call", false, NULL);
+	rc = db_room_info(db, g->room_id, &info);
+	if (rc == -ENOENT)
+		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+				 "no such room", false, g->room_id);
+	if (rc < 0)
+		return rpc_db_error(rc, g->room_id);
+	rep = rpc_reply_new();
+	rep->reply_case = PARLEY__INTERNAL__V1__STORE_REPLY__REPLY_ROOM;
+	rep->room = info;
+	return rep;
+}
+
 /* The room a request names, or NULL for ListRooms. */
 static const char *
 rpc_room_of(const Parley__Internal__V1__StoreRequest *req)
@@ -447,6 +493,8 @@ rpc_room_of(const Parley__Internal__V1__StoreRequest *req)
 		return req->sync->room_id;
 	if (req->req_case == PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY)
 		return req->history->room_id;
+	if (req->req_case == PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_GET_ROOM)
+		return req->get_room->room_id;
 	return NULL;
 }
 
@@ -458,7 +506,9 @@ rpc_dispatch(struct db *db, struct cache *cache,
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC:
 		return rpc_sync(db, cache, req->user_id, req->sync);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY:
-		return rpc_history(db, req->user_id, req->history);
+		return rpc_history(db, req->user_id, req->server, req->history);
+	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_GET_ROOM:
+		return rpc_get_room(db, req->server, req->get_room);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS:
 		return rpc_list_rooms(db, req->user_id);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC_ROOMS:
@@ -477,7 +527,9 @@ rpc_handle(struct db *db, struct cache *cache,
 	Parley__Internal__V1__StoreReply *rep;
 	int rc;
 
-	if (!jwt_valid_user(req->user_id) || (room && !utf8_valid(room)))
+	/* A server read names no user (GetRoom, History of any room). */
+	if ((!req->server && !jwt_valid_user(req->user_id)) ||
+	    (req->server && !room) || (room && !utf8_valid(room)))
 		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
 				 "bad user or room id", false, NULL);
 	rc = db_connect(db);

@@ -68,6 +68,7 @@ struct batch_room {
 	uint64_t last_seq;
 	int64_t last_ts;
 	int64_t created_ts;
+	bool deleted;
 };
 
 struct batch_member {
@@ -209,6 +210,12 @@ void db_message_free(Parley__V1__Message *m);
 int db_rooms_of(struct db *db, const char *user, Parley__V1__RoomSummary ***out,
 		size_t *n);
 void db_rooms_free(Parley__V1__RoomSummary **rooms, size_t n);
+
+/* A room and its current members for the server API's GetRoom. *out is
+ * heap (free with parley__server__v1__get_room_response__free_unpacked,
+ * NULL allocator: every part is malloc'd). 0, -ENOENT or -errno. */
+int db_room_info(struct db *db, const char *room_id,
+		 Parley__Server__V1__GetRoomResponse **out);
 
 /* ---- cache.c: the recent-messages cache ----
  * Per room, the newest messages the ingest committed, as one contiguous

@@ -286,3 +286,21 @@ for r in json.load(open(sys.argv[1])):
         print(json.dumps(r, sort_keys=True))
 PY
 }
+
+# start_api: parley-api (the server API) on API_PORT, its router answers
+# on API_NNG; exports PARLEY_API_URL and PARLEY_API_KEY for `parley admin`
+# and waits until it answers a Stats call.
+start_api() {
+	API_PORT=${API_PORT:-$(free_port)}
+	API_NNG=${API_NNG:-$(free_port)}
+	export PARLEY_API_URL="tcp://127.0.0.1:$API_PORT"
+	export PARLEY_API_KEY=${PARLEY_API_KEY:-integration-api-key-0123456789}
+	PARLEY_API_LISTEN=$PARLEY_API_URL \
+		PARLEY_API_NNG="tcp://127.0.0.1:$API_NNG" \
+		PARLEY_ROUTERS=$ROUTER_URLS start api parley-api
+	for _ in $(seq 100); do
+		parley admin stats --timeout 1 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	fail "parley-api never answered a Stats call"
+}

@@ -183,6 +183,8 @@ int cmd_typing(int argc, char **argv);
 int cmd_presence(int argc, char **argv);
 int cmd_device(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
+/* `parley admin`: the server API (cmd_admin.c). */
+int cmd_admin(int argc, char **argv);
 /* A one-request command of cmd_ask.c by name: "room add", "room remove",
  * "room leave", "room online", "receipts". */
 int cmd_ask(const char *name, int argc, char **argv);

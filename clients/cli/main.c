@@ -37,6 +37,8 @@ static const char main_usage[] =
 	"  device remove --as USER TOKEN  unregister a push target\n"
 	"  revoke USER                    (operators, via Kafka) end every\n"
 	"                                 token of USER issued until now\n"
+	"  admin SUBCOMMAND ...           the server API (PARLEY_API_URL,\n"
+	"                                 PARLEY_API_KEY); see admin --help\n"
 	"\n"
 	"Options of every command but token and revoke:\n"
 	"  --as USER       speak as USER with a token signed by\n"
@@ -68,7 +70,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "read", cmd_read },	      { "room", cmd_room },
 	{ "typing", cmd_typing },     { "presence", cmd_presence },
 	{ "receipts", cmd_receipts }, { "device", cmd_device },
-	{ "revoke", cmd_revoke },
+	{ "revoke", cmd_revoke },     { "admin", cmd_admin },
 };
 
 static bool

@@ -89,6 +89,10 @@ run gateway1 PARLEY_GATEWAY_PORT=$gw1 PARLEY_GATEWAY_NNG="$(nng 7101)" \
 	"$bin/parley-gateway"
 run gateway2 PARLEY_GATEWAY_PORT=$gw2 PARLEY_GATEWAY_NNG="$(nng 7102)" \
 	"$bin/parley-gateway"
+# The server API (docs/SERVER_API.md): `parley admin` talks to it.
+export PARLEY_API_KEY=${PARLEY_API_KEY:-parley-dev-api-key-not-for-production}
+run api PARLEY_API_LISTEN="$(nng 7601)" PARLEY_API_NNG="$(nng 7602)" \
+	PARLEY_HTTP_PORT=$((9601 + o)) "$bin/parley-api"
 
 for _ in $(seq 300); do
 	curl -fs "http://127.0.0.1:$gw1/readyz" >/dev/null 2>&1 &&
@@ -103,6 +107,7 @@ parley is up.
              dev tokens are ON: anyone reaching port $gw1 can sign in as anyone)
   gateways:  ws://127.0.0.1:$gw1/  ws://127.0.0.1:$gw2/   (subprotocol parley.v1)
   health:    http://127.0.0.1:$gw1/livez  /readyz  /metrics
+  server API: $(nng 7601)  (PARLEY_API_URL for \`parley admin\`, PARLEY_API_KEY)
   logs:      $logs/*.log     data: $var/kafka, $var/pg
   CLI:       export PARLEY_JWT_SECRET=$PARLEY_JWT_SECRET
              build/bin/parley listen --as bob

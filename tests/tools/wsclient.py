@@ -100,6 +100,11 @@ def describe(payload):
         return {"type": "ack", "seq": a.get(3, [0])[0]}
     if 12 in f:
         return {"type": "message"}
+    if 13 in f:
+        r = pb_fields(f[13][0])
+        return {"type": "sync_result", "last_seq": r.get(3, [0])[0],
+                "event_kinds": [pb_fields(e).get(2, [0])[0]
+                                for e in r.get(5, [])]}
     return {"type": "other", "fields": sorted(f)}
 
 
