@@ -18,8 +18,8 @@ status=0
 for overlay in dev prod; do
 	"$tools/kustomize" build "$root/deploy/k8s/overlays/$overlay" >"$out/$overlay.yaml"
 	external=parley-db-app
-	# prod expects its JWT secret to be made by hand (deploy/README.md).
-	[ "$overlay" = prod ] && external=$external,parley-secrets
+	# prod expects its JWT secret and API key to be made by hand (deploy/README.md).
+	[ "$overlay" = prod ] && external=$external,parley-secrets,parley-api-secrets
 	"$tools/parley-k8s-check" manifests -external "$external" "$out/$overlay.yaml" || status=1
 done
 "$tools/parley-k8s-check" dockerfile "$root/deploy/docker/Dockerfile" \
@@ -53,6 +53,14 @@ must_fail "a writable root filesystem" manifests -external parley-db-app "$out/b
 mutate 's/terminationGracePeriodSeconds: 45/terminationGracePeriodSeconds: 20/'
 must_fail "a grace period shorter than the drain" manifests -external parley-db-app "$out/broken.yaml"
 must_fail "a missing Secret" manifests "$dev"
+mutate 's/^    - port: 7602$/    - port: 7603/'
+must_fail "routers' answers to parley-api not admitted" manifests -external parley-db-app "$out/broken.yaml"
+mutate 's/parley\.io\/api-client: "true"/app.kubernetes.io\/name: parley/'
+must_fail "parley-api open to unlabelled pods" manifests -external parley-db-app "$out/broken.yaml"
+mutate 's/tcp:\/\/$(POD_IP):7602/tcp:\/\/parley-api:7602/'
+must_fail "a parley-api answer address not its own" manifests -external parley-db-app "$out/broken.yaml"
+mutate 's/^  PARLEY_LOG_LEVEL: debug$/&\n  PARLEY_API_KEY: in-a-configmap-0123456789/'
+must_fail "the API key in the ConfigMap" manifests -external parley-db-app "$out/broken.yaml"
 { cat "$root/deploy/docker/Dockerfile"; echo 'RUN ["/bin/true"]'; } >"$out/Dockerfile"
 must_fail "a RUN in the runtime stage" dockerfile "$out/Dockerfile" "$root/deploy/local/deps.sh"
 sed 's/USER 65532:65532/USER root/' "$root/deploy/docker/Dockerfile" >"$out/Dockerfile"

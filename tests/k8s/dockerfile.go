@@ -11,10 +11,12 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
-var binaries = []string{"parley-gateway", "parley-router", "parley-store", "parley-presence", "parley-pusher", "parley"}
+var binaries = []string{"parley-gateway", "parley-router", "parley-store", "parley-presence", "parley-pusher", "parley-api", "parley"}
 
 // The build packages of deploy/local/deps.sh that the image needs: the
 // compiler, pkg-config, every -dev package and the protobuf compilers.
+// libclang-rt-*-dev is clang's sanitizer and libFuzzer runtime for `make
+// fuzz` on the build machine; no binary in the image links it.
 func buildPackages(p *problems, depsPath string) []string {
 	data, err := os.ReadFile(depsPath)
 	if err != nil {
@@ -28,6 +30,9 @@ func buildPackages(p *problems, depsPath string) []string {
 	}
 	var want []string
 	for _, w := range strings.Fields(string(m[1])) {
+		if strings.HasPrefix(w, "libclang-rt-") {
+			continue
+		}
 		if strings.HasSuffix(w, "-dev") || strings.HasPrefix(w, "protobuf") ||
 			w == "build-essential" || w == "pkg-config" {
 			want = append(want, w)

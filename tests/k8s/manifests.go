@@ -22,7 +22,39 @@ import (
 // The tiers and whether each must have an HPA.
 var tiers = map[string]bool{
 	"gateway": true, "router": true, "store": true, "presence": false, "pusher": true,
+	"api": true,
 }
+
+// Tiers whose NNG answer address travels with their commands and is
+// dialled back, so it must be the pod's own IP.
+var podAddress = map[string]string{"gateway": "PARLEY_GATEWAY_NNG", "api": "PARLEY_API_NNG"}
+
+// Who dials whom (the code's connections, docs/ARCHITECTURE.md): each
+// edge must be admitted by a NetworkPolicy selecting the callee's pods,
+// on the callee container's named port.
+var edges = []struct{ from, to, port string }{
+	{"gateway", "router", "ingress"},
+	{"gateway", "store", "rpc"},
+	{"gateway", "presence", "rpc"},
+	{"gateway", "presence", "pub"},
+	{"gateway", "pusher", "rpc"},
+	{"router", "gateway", "deliveries"},
+	{"router", "presence", "rpc"},
+	{"router", "presence", "pub"},
+	{"pusher", "presence", "rpc"},
+	{"api", "router", "ingress"},
+	{"api", "store", "rpc"},
+	{"api", "presence", "rpc"},
+	{"api", "pusher", "rpc"},
+	{"api", "gateway", "deliveries"}, // DisconnectUser
+	{"router", "api", "answers"},
+}
+
+// The pod label a backend client of parley-api carries (networkpolicy.yaml).
+const apiClientLabel = "parley.io/api-client"
+
+// Settings that are secrets: never in a ConfigMap or a literal value.
+var secretEnv = []string{"PARLEY_JWT_SECRET", "PARLEY_API_KEY"}
 
 // Tiers whose consumer-group readiness or ownership caps them at the
 // partition count.
@@ -275,12 +307,12 @@ func (o *objects) checkContainer(p *problems, id string, w workload, c *corev1.C
 	probe("startup", c.StartupProbe, "/livez")
 	probe("liveness", c.LivenessProbe, "/livez")
 	probe("readiness", c.ReadinessProbe, "/readyz")
-	o.checkEnv(p, id, c)
-	o.checkDrain(p, id, c, grace)
+	o.checkEnv(p, id, w.tier, c)
+	o.checkDrain(p, id, w.tier, c, grace)
 }
 
 // Every $(VAR) is defined before it is used, every reference exists.
-func (o *objects) checkEnv(p *problems, id string, c *corev1.Container) {
+func (o *objects) checkEnv(p *problems, id, tier string, c *corev1.Container) {
 	defined := map[string]bool{}
 	for _, ef := range c.EnvFrom {
 		optional := false
@@ -315,15 +347,31 @@ func (o *objects) checkEnv(p *problems, id string, c *corev1.Container) {
 		}
 		defined[e.Name] = true
 	}
-	if strings.HasSuffix(c.Name, "gateway") {
-		nng := envValue(c, "PARLEY_GATEWAY_NNG")
+	if v, ok := podAddress[tier]; ok {
+		nng := envValue(c, v)
 		ip := false
 		for _, e := range c.Env {
 			ip = ip || (e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
 				e.ValueFrom.FieldRef.FieldPath == "status.podIP")
 		}
 		if !ip || !strings.Contains(nng, "$(POD_IP)") {
-			p.addf("%s: PARLEY_GATEWAY_NNG must be the pod's own address (POD_IP from status.podIP)", id)
+			p.addf("%s: %s must be the pod's own address (POD_IP from status.podIP)", id, v)
+		}
+	}
+	for _, name := range secretEnv {
+		for _, e := range c.Env {
+			if e.Name == name && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
+				p.addf("%s: %s must come from a Secret (secretKeyRef)", id, name)
+			}
+		}
+	}
+	if tier == "api" {
+		key := false
+		for _, e := range c.Env {
+			key = key || (e.Name == "PARLEY_API_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil)
+		}
+		if !key {
+			p.addf("%s: PARLEY_API_KEY from a Secret required (parley-api does not start without it)", id)
 		}
 	}
 }
@@ -338,7 +386,7 @@ func envValue(c *corev1.Container, name string) string {
 }
 
 // A preStop sleep, and a grace period longer than it plus the drain.
-func (o *objects) checkDrain(p *problems, id string, c *corev1.Container, grace *int64) {
+func (o *objects) checkDrain(p *problems, id, tier string, c *corev1.Container, grace *int64) {
 	var sleep int64
 	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
 		p.addf("%s: a preStop sleep is required (the image has no shell for exec hooks)", id)
@@ -352,8 +400,19 @@ func (o *objects) checkDrain(p *problems, id string, c *corev1.Container, grace 
 			p.addf("%s: PARLEY_DRAIN_MS %q is not a number", id, v)
 		}
 		drain = (ms+999)/1000 + 2 // + the gateway's hard close after the deadline
-	} else if strings.HasSuffix(c.Name, "gateway") {
+	} else if tier == "gateway" {
 		drain = 10 + 2 // the default PARLEY_DRAIN_MS
+	}
+	if tier == "api" {
+		// A call in flight waits up to PARLEY_API_TIMEOUT_MS (10 s).
+		ms := int64(10000)
+		if v := envValue(c, "PARLEY_API_TIMEOUT_MS"); v != "" {
+			var err error
+			if ms, err = strconv.ParseInt(v, 10, 64); err != nil {
+				p.addf("%s: PARLEY_API_TIMEOUT_MS %q is not a number", id, v)
+			}
+		}
+		drain = (ms + 999) / 1000
 	}
 	g := int64(30)
 	if grace != nil {
@@ -483,6 +542,11 @@ func (o *objects) checkRouterList(p *problems, w workload, max int) {
 			p.addf("ConfigMap parley-config: PARLEY_ROUTERS lacks %s (router HPA goes to %d)", u, max)
 		}
 	}
+	for _, name := range secretEnv {
+		if _, ok := cm.Data[name]; ok {
+			p.addf("ConfigMap parley-config: %s is a secret: put it in a Secret", name)
+		}
+	}
 	if cm.Data["PARLEY_PARTITIONS"] != strconv.Itoa(o.partitions()) {
 		p.addf("ConfigMap parley-config: PARLEY_PARTITIONS %q differs from the KafkaTopic's %d",
 			cm.Data["PARLEY_PARTITIONS"], o.partitions())
@@ -511,6 +575,137 @@ func (o *objects) checkNetworkPolicies(p *problems) {
 	}
 	if !deny {
 		p.addf("no default-deny NetworkPolicy for parley's pods")
+	}
+	o.checkEdges(p)
+}
+
+// The workload of a tier, nil when there is none.
+func (o *objects) tier(t string) *workload {
+	for i := range o.workloads {
+		if o.workloads[i].tier == t {
+			return &o.workloads[i]
+		}
+	}
+	return nil
+}
+
+// containerPort of the named port of w's container, 0 when it has none.
+func namedPort(w *workload, name string) int32 {
+	for _, c := range w.tmpl.Spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name == name {
+				return cp.ContainerPort
+			}
+		}
+	}
+	return 0
+}
+
+// Whether rule r of a policy admits port (number or name) of pod w from
+// a peer for which match is true.
+func admits(r networkingv1.NetworkPolicyIngressRule, w *workload, port int32, match func(networkingv1.NetworkPolicyPeer) bool) bool {
+	portOK := len(r.Ports) == 0
+	for _, rp := range r.Ports {
+		if rp.Port == nil || (rp.Port.Type == 0 && rp.Port.IntVal == port) ||
+			(rp.Port.Type == 1 && namedPort(w, rp.Port.StrVal) == port) {
+			portOK = true
+		}
+	}
+	if !portOK {
+		return false
+	}
+	if len(r.From) == 0 {
+		return true
+	}
+	for _, peer := range r.From {
+		if match(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// Whether some NetworkPolicy selecting w's pods admits port from match.
+func (o *objects) admitted(w *workload, port int32, match func(networkingv1.NetworkPolicyPeer) bool) bool {
+	for _, np := range o.netpols {
+		if !selects(&np.Spec.PodSelector, w.tmpl.Labels) {
+			continue
+		}
+		for _, r := range np.Spec.Ingress {
+			if admits(r, w, port, match) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Every connection parley makes is admitted; every metrics port is open
+// to the monitoring namespace; parley-api's callers are labelled clients.
+func (o *objects) checkEdges(p *problems) {
+	for _, e := range edges {
+		from, to := o.tier(e.from), o.tier(e.to)
+		if from == nil || to == nil {
+			continue // checkTiers reports the missing tier
+		}
+		port := namedPort(to, e.port)
+		if port == 0 {
+			p.addf("%s %s: no container port named %q (%s dials it)", to.kind, to.name, e.port, e.from)
+			continue
+		}
+		src := from.tmpl.Labels
+		if !o.admitted(to, port, func(peer networkingv1.NetworkPolicyPeer) bool {
+			return peer.NamespaceSelector == nil && peer.IPBlock == nil && peer.PodSelector != nil &&
+				selects(peer.PodSelector, src)
+		}) {
+			p.addf("%s %s: no NetworkPolicy admits %s's pods on port %d (%s)", to.kind, to.name, e.from, port, e.port)
+		}
+	}
+	for i := range o.workloads {
+		w := &o.workloads[i]
+		v, err := strconv.ParseInt(w.tmpl.Annotations["prometheus.io/port"], 10, 32)
+		if err != nil {
+			p.addf("%s %s: prometheus.io/port annotation missing or not a number", w.kind, w.name)
+			continue
+		}
+		if !o.admitted(w, int32(v), func(peer networkingv1.NetworkPolicyPeer) bool {
+			return peer.PodSelector == nil && peer.NamespaceSelector != nil &&
+				selects(peer.NamespaceSelector, map[string]string{"kubernetes.io/metadata.name": "monitoring"})
+		}) {
+			p.addf("%s %s: its metrics port %d is not open to the monitoring namespace", w.kind, w.name, v)
+		}
+	}
+	api := o.tier("api")
+	if api == nil {
+		return
+	}
+	port := namedPort(api, "api")
+	if port == 0 {
+		p.addf("%s %s: no container port named \"api\"", api.kind, api.name)
+		return
+	}
+	client := map[string]string{apiClientLabel: "true"}
+	if !o.admitted(api, port, func(peer networkingv1.NetworkPolicyPeer) bool {
+		return peer.PodSelector != nil && selects(peer.PodSelector, client)
+	}) {
+		p.addf("%s %s: no NetworkPolicy admits pods labelled %s=true on port %d", api.kind, api.name, apiClientLabel, port)
+	}
+	// Every peer admitted on the API port must carry the client label:
+	// no bare namespace, IP block or other pods.
+	for _, np := range o.netpols {
+		if !selects(&np.Spec.PodSelector, api.tmpl.Labels) {
+			continue
+		}
+		for _, r := range np.Spec.Ingress {
+			if !admits(r, api, port, func(networkingv1.NetworkPolicyPeer) bool { return true }) {
+				continue
+			}
+			for _, peer := range r.From {
+				if peer.PodSelector == nil || peer.PodSelector.MatchLabels[apiClientLabel] != "true" {
+					p.addf("NetworkPolicy %s: a peer on parley-api's port %d lacks podSelector %s: \"true\"", np.Name, port, apiClientLabel)
+				}
+			}
+		}
 	}
 }
 
