@@ -90,7 +90,7 @@ val() { awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }' "$T/$1.metrics"; 
 [ "$(val gateway parley_gateway_e2e_latency_seconds_count)" -ge 1 ] ||
 	fail "gateway observed no end-to-end latency"
 # start_api's Stats, the admin Stats, the refused one.
-[ "$(val api parley_api_calls_total)" -ge 2 ] || fail "parley-api counted no calls"
+[ "$(val api parley_api_calls_total)" -ge 3 ] || fail "parley-api counted no calls"
 [ "$(val api parley_api_refused_total)" -ge 1 ] || fail "parley-api counted no refused call"
 # Every client has gone by now; each session came up and went down.
 [ "$(val presence parley_presence_version)" -ge 2 ] || fail "presence saw no session"
