@@ -964,7 +964,7 @@ def main():
                 else:
                     sysm = Parley(rundir, a.offset,
                                   dict(kv.split("=", 1) for kv in a.parley_env.split(",") if kv))
-                    r.warm(sysm, a.secret, 6 if a.mode == "quick" else 30)
+                    r.warm(sysm, a.secret, 15 if a.mode == "quick" else 30)
                 pre = f"{name[0]}{rid[-6:]}"
                 if "S2" in scen:
                     for n in plan["s2_n"]:
