@@ -36,8 +36,15 @@ now_ms() {
 # The n-th line (from 1) of FILE, checked by a Python expression on `j`.
 check_line() {
 	python3 - "$T/$1" "$2" "$3" <<'PY' || fail "$1 line $2: $(sed -n "$2p" "$T/$1") is not $3"
-import json, sys
-j = json.loads(open(sys.argv[1]).read().splitlines()[int(sys.argv[2]) - 1])
+import json, sys, time
+# The line may still be being written when a pattern in it was seen: read
+# until it is whole (a few seconds at most).
+for _ in range(30):
+    try:
+        j = json.loads(open(sys.argv[1]).read().splitlines()[int(sys.argv[2]) - 1])
+        break
+    except (IndexError, ValueError):
+        time.sleep(0.1)
 assert j["type"] == "presence", j
 assert eval(sys.argv[3]), j
 PY
