@@ -37,8 +37,8 @@ now_ms() {
 check_line() {
 	python3 - "$T/$1" "$2" "$3" <<'PY' || fail "$1 line $2: $(sed -n "$2p" "$T/$1") is not $3"
 import json, sys, time
-# The line may still be being written when a pattern in it was seen: read
-# until it is whole (a few seconds at most).
+# The pattern a test waited for may have matched an earlier line (bob's
+# never-seen offline state is line 1): wait for the n-th line (3 s at most).
 for _ in range(30):
     try:
         j = json.loads(open(sys.argv[1]).read().splitlines()[int(sys.argv[2]) - 1])
