@@ -132,12 +132,11 @@ auth_epoch(const struct gateway *gw, const char *user)
 int
 auth_verify(struct gateway *gw, const char *token, struct jwt_claims *out)
 {
-	int rc = jwt_check(&gw->cfg.jwt, token, (int64_t)time(NULL), out);
+	int rc = auth_jwt_code(
+		jwt_check(&gw->cfg.jwt, token, (int64_t)time(NULL), out));
 
-	if (rc == -EKEYEXPIRED)
-		return GW_CLOSE_TOKEN_EXPIRED;
-	if (rc < 0)
-		return GW_CLOSE_UNAUTHORIZED;
+	if (rc)
+		return rc;
 	if (revoke_applies(auth_epoch(gw, out->sub), out->has_iat, out->iat))
 		return GW_CLOSE_REVOKED;
 	return 0;

@@ -4,6 +4,7 @@
 #ifndef PARLEY_GATEWAY_H
 #define PARLEY_GATEWAY_H
 
+#include <errno.h>
 #include <libwebsockets.h>
 #include <nng/nng.h>
 #include <pthread.h>
@@ -396,21 +397,29 @@ void auth_free(struct gateway *gw);
 /* Check a token: 0 with *out filled, or the close code to close with
  * (4001 bad, 4002 expired, 4006 revoked). */
 int auth_verify(struct gateway *gw, const char *token, struct jwt_claims *out);
+/* jwt_check's result as a close code: 0, 4002 expired, else 4001. */
+static inline int
+auth_jwt_code(int jwt_rc)
+{
+	if (jwt_rc == -EKEYEXPIRED)
+		return GW_CLOSE_TOKEN_EXPIRED;
+	return jwt_rc < 0 ? GW_CLOSE_UNAUTHORIZED : 0;
+}
 /* A GW_IN_REVOKE item: record the epoch, close what it revokes. */
 void auth_on_revoke(struct gateway *gw, struct gw_inbox_item *it);
 
 /* limits.c: connections per IP, Origin allowlist, send rate. */
 void limits_config(struct gw_config *c);
-/* A new connection: 0, or the close code that refuses it (4008, 4009).
- * Counts the connection against its IP until limits_release. */
+/* A new session: 0, or 4009 when its IP holds too many. Counts it
+ * against its IP until limits_release. */
 int limits_admit(struct gateway *gw, struct lws *wsi, struct gw_session *s);
 void limits_release(struct gateway *gw, struct gw_session *s);
 /* One client frame: true when the bucket allows it. Otherwise the frame
  * is answered RATE_LIMITED (request_id given) or, after a full burst of
  * refusals, the session closed with 4007. */
 bool limits_allow(struct gw_session *s, uint64_t request_id);
-/* The Origin allowlist alone, while wsi's request head is still there:
- * 0 or GW_CLOSE_ORIGIN. */
+/* The Origin allowlist, read from wsi's request head (so before lws
+ * drops it): 0 or GW_CLOSE_ORIGIN. */
 int limits_origin(struct gateway *gw, struct lws *wsi);
 /* A CreateRoom: true when the user has fewer rooms than the limit (and
  * counts the new one); otherwise answers FORBIDDEN. */

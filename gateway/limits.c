@@ -71,29 +71,25 @@ limits_origin_host(const char *origin)
 
 /* No Origin header (not a browser), no allowlist, an origin on the list,
  * or the gateway's own origin (the page it serves) is allowed. */
-static bool
-limits_origin_ok(struct gateway *gw, struct lws *wsi)
+int
+limits_origin(struct gateway *gw, struct lws *wsi)
 {
 	char origin[LIMITS_ORIGIN_MAX], host[LIMITS_ORIGIN_MAX];
 	size_t n;
 
 	if (gw->cfg.n_origins == 0 ||
 	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
-		return true;
+		return 0;
 	n = strlen(origin);
 	while (n && origin[n - 1] == '/')
 		origin[--n] = '\0';
 	for (size_t i = 0; i < gw->cfg.n_origins; i++)
 		if (strcmp(origin, gw->cfg.origins[i]) == 0)
-			return true;
+			return 0;
 	return lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0 &&
-	       strcmp(limits_origin_host(origin), host) == 0;
-}
-
-int
-limits_origin(struct gateway *gw, struct lws *wsi)
-{
-	return limits_origin_ok(gw, wsi) ? 0 : GW_CLOSE_ORIGIN;
+			       strcmp(limits_origin_host(origin), host) == 0
+		       ? 0
+		       : GW_CLOSE_ORIGIN;
 }
 
 int
@@ -101,10 +97,6 @@ limits_admit(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 {
 	int *count;
 
-	s->tokens = gw->cfg.send_burst;
-	s->bucket_ms = gw_now_ms();
-	if (!limits_origin_ok(gw, wsi))
-		return GW_CLOSE_ORIGIN;
 	if (gw->cfg.max_conn_per_ip == 0)
 		return 0;
 	lws_get_peer_simple(wsi, s->ip, sizeof(s->ip));

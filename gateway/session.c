@@ -63,6 +63,8 @@ session_open(struct gateway *gw, const struct gw_transport *tp,
 	s->tp = tp;
 	s->gw = gw;
 	s->state = GW_AUTH_WAIT;
+	s->tokens = gw->cfg.send_burst; /* the send bucket starts full */
+	s->bucket_ms = gw_now_ms();
 	snprintf(s->id, sizeof(s->id), "%016llx-%llu",
 		 (unsigned long long)gw->instance,
 		 (unsigned long long)++gw->next_session);

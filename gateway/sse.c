@@ -416,8 +416,9 @@ sse_start(struct sse_req *r, const char *token, const char *cursor)
 	}
 	ss = sse_session_new(gw);
 	sse_attach(r, ss, false);
-	/* The WebSocket's limits: Origin allowlist, connections per IP
-	 * (held until the session ends, grace included), the send bucket. */
+	/* The WebSocket's limits: the Origin allowlist (read from the head
+	 * in sse_open) and connections per IP (held until the session ends,
+	 * grace included). */
 	code = r->origin ? r->origin : limits_admit(gw, r->wsi, &ss->s);
 	if (code) {
 		session_close(&ss->s, code, "connection refused by a limit");

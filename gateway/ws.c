@@ -113,7 +113,9 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 	    setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
 		       &gw->cfg.sndbuf, sizeof(gw->cfg.sndbuf)) < 0)
 		LOG_WARN("gateway.sndbuf", "SO_SNDBUF: %s", strerror(errno));
-	code = limits_admit(gw, wsi, s);
+	code = limits_origin(gw, wsi);
+	if (code == 0)
+		code = limits_admit(gw, wsi, s);
 	if (code) {
 		session_close(s, code, "connection refused by a limit");
 		free(token);

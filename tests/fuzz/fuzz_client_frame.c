@@ -50,11 +50,7 @@ static const struct gw_transport fuzz_transport = { "fuzz", fuzz_wake, NULL };
 int
 auth_verify(struct gateway *gw, const char *token, struct jwt_claims *out)
 {
-	int rc = jwt_check(&gw->cfg.jwt, token, 1700000000, out);
-
-	if (rc == -EKEYEXPIRED)
-		return GW_CLOSE_TOKEN_EXPIRED;
-	return rc < 0 ? GW_CLOSE_UNAUTHORIZED : 0;
+	return auth_jwt_code(jwt_check(&gw->cfg.jwt, token, 1700000000, out));
 }
 
 /* limits.c's bucket is not what this target fuzzes: every frame passes. */
