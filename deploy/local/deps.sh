@@ -11,7 +11,7 @@ cache=${PARLEY_CACHE:-$HOME/.cache/parley}
 
 packages=(
 	build-essential pkg-config
-	libwebsockets-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler
+	libwebsockets-dev libev-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler
 	protobuf-compiler librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev
 	postgresql-15
 	clang-14 clang-tidy-14 clang-format-14 cppcheck
