@@ -16,11 +16,42 @@
 
 extern char **environ;
 
+static int64_t kafka_now_ms(void);
+
+/* librdkafka lets an idempotent producer start a ProduceRequest for a
+ * partition only while fewer than this many of the partition's *messages*
+ * are in flight (RD_KAFKA_IDEMP_MAX_INFLIGHT, meant as requests; see
+ * kafka_producer_pace). */
+#define KAFKA_PACE_INFLIGHT 5
+/* Records held back by pacing, over all partitions, before kafka_produce
+ * says -ENOBUFS (librdkafka's own queue.buffering.max.messages default). */
+#define KAFKA_PACE_MAX_HELD 100000
+
+/* A record held back until its partition's earlier records are answered. */
+struct kafka_held {
+	struct kafka_held *next;
+	void *opaque;
+	size_t key_len, len;
+	char data[]; /* key, then value */
+};
+
+struct kafka_pace {
+	int outstanding; /* handed to librdkafka, not yet reported */
+	struct kafka_held *head, **tail;
+};
+
 struct kafka_producer {
 	rd_kafka_t *rk;
 	int pipe[2]; /* main queue io events: readable when reports wait */
+	bool errors_only; /* successes are counted, not passed on */
+	bool idempotent;
 	void (*on_delivery)(void *ctx, const struct kafka_delivery *d);
 	void *ctx;
+	/* kafka_producer_pace: the paced topic and its partitions */
+	char *pace_topic;
+	int32_t pace_n;
+	struct kafka_pace *pace;
+	int held;
 };
 
 struct kafka_consumer {
@@ -178,7 +209,13 @@ on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		.offset = m->offset,
 	};
 
+	if (p->pace != NULL && m->partition >= 0 &&
+	    m->partition < p->pace_n &&
+	    strcmp(rd_kafka_topic_name(m->rkt), p->pace_topic) == 0)
+		p->pace[m->partition].outstanding--;
 	(void)rk;
+	if (m->err == 0 && p->errors_only)
+		return;
 	if (m->err) {
 		d.maybe_persisted = rd_kafka_message_status(m) !=
 				    RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
@@ -214,12 +251,16 @@ kafka_producer_open(const char *brokers, int delivery_timeout_ms,
 	kafka_conf_set(conf, "delivery.timeout.ms", num, "delivery timeout");
 	kafka_conf_set(conf, "linger.ms", "1", "linger.ms");
 	kafka_conf_set(conf, "partitioner", "murmur2_random", "partitioner");
-	if (errors_only)
-		kafka_conf_set(conf, "delivery.report.only.error", "true",
-			       "error reports");
 	kafka_conf_set(conf, "message.max.bytes", KAFKA_MESSAGE_MAX,
 		       "message.max.bytes");
 	kafka_conf_env(conf);
+	/* errors_only: every report still comes back (pacing counts them),
+	 * one wake-up per batch; only failures reach on_delivery. */
+	p->errors_only = errors_only;
+	size_t vlen = sizeof(num);
+	p->idempotent = rd_kafka_conf_get(conf, "enable.idempotence", num,
+					  &vlen) == RD_KAFKA_CONF_OK &&
+			strcmp(num, "true") == 0;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, p);
@@ -263,46 +304,157 @@ kafka_producer_free(struct kafka_producer *p, int timeout_ms)
 {
 	if (p == NULL)
 		return;
-	if (rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	/* Held records go out as reports come in, so poll rather than
+	 * rd_kafka_flush alone. */
+	for (int64_t end = kafka_now_ms() + timeout_ms;
+	     p->held > 0 && kafka_now_ms() < end;)
+		kafka_producer_poll(p, 20);
+	if (rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    p->held > 0)
 		LOG_WARN("kafka.flush", "%d records not delivered at exit",
-			 rd_kafka_outq_len(p->rk));
+			 kafka_producer_outq(p));
 	rd_kafka_destroy(p->rk);
+	for (int32_t i = 0; p->pace && i < p->pace_n; i++)
+		for (struct kafka_held *h = p->pace[i].head, *next; h;
+		     h = next) {
+			next = h->next;
+			free(h);
+		}
+	free(p->pace);
+	free(p->pace_topic);
 	close(p->pipe[0]);
 	close(p->pipe[1]);
 	free(p);
+}
+
+/* Hand one record to librdkafka; partition -1 lets its partitioner pick. */
+static int
+kafka_produce_now(struct kafka_producer *p, const char *topic,
+		  int32_t partition, const char *key, size_t key_len,
+		  const void *value, size_t len, void *opaque)
+{
+	rd_kafka_resp_err_t err;
+
+	/* RD_KAFKA_MSG_F_COPY: librdkafka copies value; we keep ours. */
+	err = rd_kafka_producev(
+		p->rk, RD_KAFKA_V_TOPIC(topic),
+		RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+						   : partition),
+		RD_KAFKA_V_KEY(key, key_len),
+		RD_KAFKA_V_VALUE((void *)value, len),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+	if (err) {
+		LOG_WARN("kafka.produce", "produce to %s: %s", topic,
+			 rd_kafka_err2str(err));
+		return kafka_err(err);
+	}
+	if (partition >= 0)
+		p->pace[partition].outstanding++;
+	return 0;
+}
+
+void
+kafka_producer_pace(struct kafka_producer *p, const char *topic,
+		    int32_t partitions)
+{
+	if (!p->idempotent || partitions <= 0 || p->pace != NULL)
+		return;
+	p->pace_topic = xstrdup(topic);
+	p->pace_n = partitions;
+	p->pace = xcalloc((size_t)partitions, sizeof(*p->pace));
+	for (int32_t i = 0; i < partitions; i++)
+		p->pace[i].tail = &p->pace[i].head;
+}
+
+/* Hand over what each partition held once it may send again: all of it at
+ * once, so it leaves as one batch. A record librdkafka refuses for good is
+ * reported failed (never sent: not persisted). */
+static void
+kafka_pace_release(struct kafka_producer *p)
+{
+	for (int32_t i = 0; i < p->pace_n && p->held > 0; i++) {
+		struct kafka_pace *pc = &p->pace[i];
+
+		if (pc->outstanding >= KAFKA_PACE_INFLIGHT)
+			continue;
+		while (pc->head != NULL) {
+			struct kafka_held *h = pc->head;
+			int rc = kafka_produce_now(
+				p, p->pace_topic, i, h->data, h->key_len,
+				h->data + h->key_len, h->len, h->opaque);
+
+			if (rc == -ENOBUFS)
+				break; /* librdkafka is full: next poll */
+			if (rc < 0) {
+				struct kafka_delivery d = {
+					.opaque = h->opaque,
+					.value = h->data + h->key_len,
+					.len = h->len,
+					.err = rc,
+					.partition = i,
+					.offset = -1,
+				};
+
+				p->on_delivery(p->ctx, &d);
+			}
+			pc->head = h->next;
+			if (pc->head == NULL)
+				pc->tail = &pc->head;
+			p->held--;
+			free(h);
+		}
+	}
 }
 
 int
 kafka_produce(struct kafka_producer *p, const char *topic, const char *key,
 	      const void *value, size_t len, void *opaque)
 {
-	rd_kafka_resp_err_t err;
+	size_t key_len = strlen(key);
+	int32_t part;
+	struct kafka_pace *pc;
+	struct kafka_held *h;
 
-	/* RD_KAFKA_MSG_F_COPY: librdkafka copies value; we keep ours. */
-	err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic),
-				RD_KAFKA_V_KEY(key, strlen(key)),
-				RD_KAFKA_V_VALUE((void *)value, len),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-	if (err) {
-		LOG_WARN("kafka.produce", "produce to %s: %s", topic,
-			 rd_kafka_err2str(err));
-		return kafka_err(err);
-	}
+	if (p->pace == NULL || strcmp(topic, p->pace_topic) != 0)
+		return kafka_produce_now(p, topic, -1, key, key_len, value, len,
+					 opaque);
+	part = kafka_partition_of(key, p->pace_n);
+	pc = &p->pace[part];
+	if (pc->head == NULL && pc->outstanding < KAFKA_PACE_INFLIGHT)
+		return kafka_produce_now(p, topic, part, key, key_len, value,
+					 len, opaque);
+	if (p->held >= KAFKA_PACE_MAX_HELD)
+		return -ENOBUFS;
+	h = xmalloc(sizeof(*h) + key_len + len);
+	h->next = NULL;
+	h->opaque = opaque;
+	h->key_len = key_len;
+	h->len = len;
+	memcpy(h->data, key, key_len);
+	memcpy(h->data + key_len, value, len);
+	*pc->tail = h;
+	pc->tail = &h->next;
+	p->held++;
 	return 0;
 }
 
 int
 kafka_producer_poll(struct kafka_producer *p, int timeout_ms)
 {
+	int n;
+
 	kafka_pipe_drain(p->pipe[0]);
-	return rd_kafka_poll(p->rk, timeout_ms);
+	n = rd_kafka_poll(p->rk, timeout_ms);
+	if (p->held > 0)
+		kafka_pace_release(p);
+	return n;
 }
 
 int
 kafka_producer_outq(struct kafka_producer *p)
 {
-	return rd_kafka_outq_len(p->rk);
+	return rd_kafka_outq_len(p->rk) + p->held;
 }
 
 int

@@ -46,6 +46,17 @@ struct kafka_producer *kafka_producer_new_errors_only(
 	const char *brokers, int delivery_timeout_ms,
 	void (*on_delivery)(void *ctx, const struct kafka_delivery *d),
 	void *ctx);
+/* Pace topic (of partitions partitions, as its metadata says): while one
+ * of its partitions has 5 or more records handed to librdkafka and not yet
+ * reported, later records of that partition wait here and go out together
+ * when reports come in (in kafka_producer_poll), in order. Without this an
+ * idempotent librdkafka 2.0.2 producer, which then may not start another
+ * request for the partition (it counts messages against its limit of five
+ * requests), busy-polls its broker thread until the broker answers.
+ * A no-op when idempotence is off. Records keep their key's partition
+ * (murmur2, as kafka_partition_of). */
+void kafka_producer_pace(struct kafka_producer *p, const char *topic,
+			 int32_t partitions);
 /* Stops; waits up to timeout_ms for outstanding deliveries, whose reports
  * still arrive. kafka_producer_free(NULL) is a no-op. */
 void kafka_producer_free(struct kafka_producer *p, int timeout_ms);
@@ -57,7 +68,7 @@ int kafka_produce(struct kafka_producer *p, const char *topic, const char *key,
 		  const void *value, size_t len, void *opaque);
 /* Serve delivery reports, waiting up to timeout_ms. Returns how many. */
 int kafka_producer_poll(struct kafka_producer *p, int timeout_ms);
-/* Records queued or in flight. */
+/* Records queued, held by pacing, or in flight. */
 int kafka_producer_outq(struct kafka_producer *p);
 /* A descriptor that polls readable when reports wait (drain it with
  * kafka_producer_poll(p, 0); it is reset there). */

@@ -152,6 +152,7 @@ router_open(struct router *r)
 			  r->cfg.topic, r->n_partitions, ROUTER_MAX_PARTITIONS);
 		return -EINVAL;
 	}
+	kafka_producer_pace(r->producer, r->cfg.topic, r->n_partitions);
 	eph_init(r);
 	r->replica.on_user = router_on_user;
 	r->replica.on_change = router_on_presence;
