@@ -42,7 +42,7 @@ struct kafka_pace {
 
 struct kafka_producer {
 	rd_kafka_t *rk;
-	int pipe[2]; /* main queue io events: readable when reports wait */
+	int pipe[2];	  /* main queue io events: readable when reports wait */
 	bool errors_only; /* successes are counted, not passed on */
 	bool idempotent;
 	void (*on_delivery)(void *ctx, const struct kafka_delivery *d);
@@ -209,8 +209,7 @@ on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		.offset = m->offset,
 	};
 
-	if (p->pace != NULL && m->partition >= 0 &&
-	    m->partition < p->pace_n &&
+	if (p->pace != NULL && m->partition >= 0 && m->partition < p->pace_n &&
 	    strcmp(rd_kafka_topic_name(m->rkt), p->pace_topic) == 0)
 		p->pace[m->partition].outstanding--;
 	(void)rk;
