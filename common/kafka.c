@@ -530,8 +530,11 @@ on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 static void
-kafka_consumer_conf(rd_kafka_conf_t *conf, const char *group, bool commit)
+kafka_consumer_conf(rd_kafka_conf_t *conf, const char *group, bool commit,
+		    int gather_ms)
 {
+	char wait[16];
+
 	kafka_conf_set(conf, "group.id", group, "group");
 	kafka_conf_set(conf, "enable.auto.commit", commit ? "true" : "false",
 		       "auto commit");
@@ -544,7 +547,11 @@ kafka_consumer_conf(rd_kafka_conf_t *conf, const char *group, bool commit)
 	 * a record arrives, so the wait costs no latency; it only bounds how
 	 * often an idle consumer asks (10 ms made Kafka spend 17% of a core
 	 * on three idle consumers, docs/PERFORMANCE.md). */
-	kafka_conf_set(conf, "fetch.wait.max.ms", "100", "fetch wait");
+	snprintf(wait, sizeof(wait), "%d", gather_ms > 0 ? gather_ms : 100);
+	kafka_conf_set(conf, "fetch.wait.max.ms", wait, "fetch wait");
+	if (gather_ms > 0)
+		kafka_conf_set(conf, "fetch.min.bytes", KAFKA_GATHER_BYTES,
+			       "fetch.min.bytes");
 	kafka_conf_set(conf, "isolation.level", "read_committed", "isolation");
 	kafka_conf_set(conf, "fetch.message.max.bytes", KAFKA_MESSAGE_MAX,
 		       "fetch.message.max.bytes");
@@ -561,7 +568,7 @@ kafka_consumer_new(const char *brokers, const char *group, const char *topic,
 	rd_kafka_resp_err_t err;
 	char errstr[256];
 
-	kafka_consumer_conf(conf, group, commit);
+	kafka_consumer_conf(conf, group, commit, ops ? ops->gather_ms : 0);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_opaque(conf, c);
@@ -648,6 +655,29 @@ kafka_consumer_committed(struct kafka_consumer *c,
 		LOG_WARN("kafka.committed", "committed offsets: %s",
 			 rd_kafka_err2str(err));
 	return kafka_err(err);
+}
+
+int
+kafka_consumer_seek(struct kafka_consumer *c,
+		    rd_kafka_topic_partition_list_t *parts, int timeout_ms)
+{
+	rd_kafka_error_t *err =
+		rd_kafka_seek_partitions(c->rk, parts, timeout_ms);
+
+	if (err) {
+		LOG_WARN("kafka.seek", "seek: %s", rd_kafka_error_string(err));
+		rd_kafka_error_destroy(err);
+		return -EIO;
+	}
+	for (int i = 0; i < parts->cnt; i++) {
+		if (parts->elems[i].err) {
+			LOG_WARN("kafka.seek", "seek partition %d: %s",
+				 (int)parts->elems[i].partition,
+				 rd_kafka_err2str(parts->elems[i].err));
+			return -EIO;
+		}
+	}
+	return 0;
 }
 
 int

@@ -86,7 +86,14 @@ struct kafka_consumer_ops {
 	/* Before parts are taken away. */
 	void (*on_revoke)(void *ctx, struct kafka_consumer *c,
 			  const rd_kafka_topic_partition_list_t *parts);
+	/* 0 for a consumer on the latency path (a waiting fetch is answered
+	 * as soon as one record arrives). A consumer off it (the store, the
+	 * pusher) sets how long the broker may hold a fetch to gather
+	 * KAFKA_GATHER_BYTES: fewer, fuller fetches cost Kafka less. */
+	int gather_ms;
 };
+
+#define KAFKA_GATHER_BYTES "65536"
 
 /* Join group on topic. Offsets: enable.auto.offset.store=false; with
  * commit true they are committed to Kafka automatically once stored via
@@ -111,6 +118,10 @@ int kafka_consumer_store(struct kafka_consumer *c, const rd_kafka_message_t *m);
 int kafka_consumer_committed(struct kafka_consumer *c,
 			     rd_kafka_topic_partition_list_t *parts,
 			     int timeout_ms);
+/* Seek each of parts to its offset (waiting up to timeout_ms); 0, or -EIO
+ * (logged) when the seek or any partition's failed. */
+int kafka_consumer_seek(struct kafka_consumer *c,
+			rd_kafka_topic_partition_list_t *parts, int timeout_ms);
 /* A descriptor that polls readable when records or events wait. */
 int kafka_consumer_fd(struct kafka_consumer *c);
 /* The underlying handle, for calls this wrapper does not cover. */

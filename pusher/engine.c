@@ -17,10 +17,14 @@
 #include "utf8.h"
 #include "xalloc.h"
 
+/* How long Kafka may hold a fetch to gather records: pushes wait for the
+ * store's commit anyway. */
+#define ENGINE_GATHER_MS 50
 /* Records taken from the consumer per loop turn at most. */
 #define ENGINE_CONSUME_MAX 1000
-/* How often the store's offsets are read while records wait. */
-#define ENGINE_STORE_POLL_MS  25
+/* How often the store's offsets are read while records wait (each read
+ * that finds new ones resolves them in one query: fewer, larger). */
+#define ENGINE_STORE_POLL_MS  100
 #define ENGINE_STORE_RETRY_MS 500
 /* Records resolved per query at most. */
 #define ENGINE_RESOLVE_MAX 1000
@@ -262,29 +266,22 @@ on_revoke(void *ctx, struct kafka_consumer *c,
 static const struct kafka_consumer_ops engine_ops = {
 	.on_assign = on_assign,
 	.on_revoke = on_revoke,
+	.gather_ms = ENGINE_GATHER_MS,
 };
 
 /* Reload the positions of the assignment from the database and seek. */
 static int
 engine_seek(struct engine *e, rd_kafka_topic_partition_list_t *parts)
 {
-	rd_kafka_error_t *err;
 	int rc = db_offsets_load(e->db, parts);
 
+	if (rc == 0)
+		rc = kafka_consumer_seek(e->kc, parts, 5000);
 	if (rc < 0)
 		return rc;
-	err = rd_kafka_seek_partitions(kafka_consumer_handle(e->kc), parts,
-				       5000);
-	if (err) {
-		LOG_WARN("pusher.seek", "seek: %s", rd_kafka_error_string(err));
-		rd_kafka_error_destroy(err);
-		return -EIO;
-	}
 	for (int i = 0; i < parts->cnt; i++) {
 		int64_t off = parts->elems[i].offset;
 
-		if (parts->elems[i].err)
-			return -EIO;
 		ledger_set_start(&e->ledger, parts->elems[i].partition,
 				 off >= 0 ? off : -1);
 	}

@@ -1,34 +1,22 @@
 /* PostgreSQL for parley-store (libpq): connection, schema migrations,
  * fold snapshots, batch writes fenced by the Kafka offsets they cover, and
  * the read queries of the RPC server. libpq errors become -errno here. */
-#if defined(__has_include) && __has_include(<libpq-fe.h>)
-#include <libpq-fe.h>
-#else
-#include <postgresql/libpq-fe.h>
-#endif
-
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
+#include "pg.h"
 #include "store.h"
 #include "xalloc.h"
 
-/* After a failed connect, further attempts fail at once for this long, so
- * a request burst against a dead server does not wait for each one. */
-#define DB_RETRY_MS 500
 /* pg_advisory_xact_lock key of the migrations ("parley" in ASCII). */
 #define DB_MIGRATE_LOCK "112971108101121"
 
 struct db {
-	char *conninfo;
-	char *name; /* application_name */
-	PGconn *conn;
-	int64_t retry_at_ms;
+	struct pg pg;
 };
 
 /* Migrations: append only, never edit one that has shipped. Each runs in
@@ -92,28 +80,10 @@ static const char *const db_migrations[] = {
 
 #define DB_N_MIGRATIONS (sizeof(db_migrations) / sizeof(db_migrations[0]))
 
-static int64_t
-db_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool
 db_conninfo_valid(const char *conninfo, char *why, size_t len)
 {
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
-
-	if (opts == NULL) {
-		snprintf(why, len, "%s", err ? err : "out of memory");
-		why[strcspn(why, "\n")] = '\0';
-	}
-	PQconninfoFree(opts);
-	PQfreemem(err);
-	return opts != NULL;
+	return pg_conninfo_valid(conninfo, why, len);
 }
 
 struct db *
@@ -121,8 +91,7 @@ db_new(const char *conninfo, const char *name)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
 
-	db->conninfo = xstrdup(conninfo);
-	db->name = xstrdup(name);
+	pg_init(&db->pg, conninfo, name, "store", stats_get()->db_errors);
 	return db;
 }
 
@@ -131,232 +100,27 @@ db_free(struct db *db)
 {
 	if (db == NULL)
 		return;
-	PQfinish(db->conn);
-	free(db->conninfo);
-	free(db->name);
+	pg_release(&db->pg);
 	free(db);
 }
 
 bool
 db_connected(const struct db *db)
 {
-	return db->conn && PQstatus(db->conn) == CONNECTION_OK;
-}
-
-/* libpq messages span lines; logs want one. */
-static void
-db_log(enum log_level level, const char *id, const char *what, const char *msg)
-{
-	char line[512];
-	size_t n = 0;
-
-	for (; msg && *msg && n < sizeof(line) - 1; msg++)
-		line[n++] = (*msg == '\n' || *msg == '\t') ? ' ' : *msg;
-	while (n > 0 && line[n - 1] == ' ')
-		n--;
-	line[n] = '\0';
-	log_write(level, id, "%s: %s", what, line);
-}
-
-/* Server notices (e.g. "terminating connection due to administrator
- * command") as JSON log lines instead of libpq's bare stderr text. */
-static void
-db_on_notice(void *arg, const char *msg)
-{
-	(void)arg;
-	db_log(LOG_LEVEL_WARN, "store.db_notice", "notice", msg);
+	return pg_connected(&db->pg);
 }
 
 int
 db_connect(struct db *db)
 {
-	const char *keys[] = { "connect_timeout", "application_name", "dbname",
-			       NULL };
-	const char *vals[] = { "5", db->name, db->conninfo, NULL };
-
-	if (db_connected(db))
-		return 0;
-	if (db_now_ms() < db->retry_at_ms)
-		return -ENOTCONN;
-	PQfinish(db->conn);
-	/* Expanding dbname lets the conninfo override the defaults before. */
-	db->conn = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
-		db_log(LOG_LEVEL_ERROR, "store.db_connect", "connect",
-		       PQerrorMessage(db->conn));
-		PQfinish(db->conn);
-		db->conn = NULL;
-		db->retry_at_ms = db_now_ms() + DB_RETRY_MS;
-		return -ENOTCONN;
-	}
-	PQsetNoticeProcessor(db->conn, db_on_notice, db);
-	LOG_INFO("store.db_connected", "%s connected to PostgreSQL %d",
-		 db->name, PQserverVersion(db->conn));
-	return 0;
-}
-
-/* Log a failed result and free it; -ENOTCONN when the connection died. */
-static int
-db_fail(struct db *db, PGresult *res, const char *what)
-{
-	metric_add(stats_get()->db_errors, 1);
-	db_log(LOG_LEVEL_ERROR, "store.db_error", what,
-	       res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
-	PQclear(res);
-	return db_connected(db) ? -EIO : -ENOTCONN;
-}
-
-/* Run one statement with text parameters. The result (caller clears it)
- * or NULL with *rc set. */
-static PGresult *
-db_exec(struct db *db, const char *what, const char *sql, int n,
-	const char *const *params, int *rc)
-{
-	PGresult *res;
-	ExecStatusType st;
-
-	if (!db_connected(db)) {
-		*rc = -ENOTCONN;
-		return NULL;
-	}
-	res = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
-	st = PQresultStatus(res);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return res;
-	*rc = db_fail(db, res, what);
-	return NULL;
-}
-
-/* A statement whose result does not matter: 0 or -errno. */
-static int
-db_run(struct db *db, const char *what, const char *sql, int n,
-       const char *const *params)
-{
-	int rc = 0;
-	PGresult *res = db_exec(db, what, sql, n, params, &rc);
-
-	PQclear(res);
-	return rc;
-}
-
-/* Several statements in one string (simple query protocol). */
-static int
-db_run_script(struct db *db, const char *what, const char *sql)
-{
-	PGresult *res;
-
-	if (!db_connected(db))
-		return -ENOTCONN;
-	res = PQexec(db->conn, sql);
-
-	if (PQresultStatus(res) == PGRES_COMMAND_OK ||
-	    PQresultStatus(res) == PGRES_TUPLES_OK) {
-		PQclear(res);
-		return 0;
-	}
-	return db_fail(db, res, what);
-}
-
-static void
-db_rollback(struct db *db)
-{
-	if (db_connected(db) && PQtransactionStatus(db->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(db->conn, "ROLLBACK"));
-}
-
-static uint64_t
-db_u64(const PGresult *res, int row, int col)
-{
-	return strtoull(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static int64_t
-db_i64(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static bool
-db_bool(const PGresult *res, int row, int col)
-{
-	return PQgetvalue(res, row, col)[0] == 't';
-}
-
-/* ---- migrations ---- */
-
-static int
-db_schema_version(struct db *db, int *version)
-{
-	int rc = 0;
-	PGresult *res = db_exec(db, "schema version",
-				"SELECT coalesce(max(version), 0)"
-				" FROM schema_migrations",
-				0, NULL, &rc);
-
-	if (res == NULL)
-		return rc;
-	*version = (int)db_i64(res, 0, 0);
-	PQclear(res);
-	return 0;
-}
-
-static int
-db_apply_migration(struct db *db, int version)
-{
-	char num[16];
-	const char *params[] = { num };
-	int rc;
-
-	snprintf(num, sizeof(num), "%d", version);
-	rc = db_run_script(db, "migration", db_migrations[version - 1]);
-	if (rc == 0)
-		rc = db_run(db, "migration record",
-			    "INSERT INTO schema_migrations (version)"
-			    " VALUES ($1::integer)",
-			    1, params);
-	if (rc == 0)
-		LOG_INFO("store.migrate", "applied schema migration %d",
-			 version);
-	return rc;
-}
-
-static int
-db_migrate_locked(struct db *db)
-{
-	int version = 0, rc;
-
-	rc = db_run(db, "migrate lock",
-		    "SELECT pg_advisory_xact_lock(" DB_MIGRATE_LOCK ")", 0,
-		    NULL);
-	if (rc == 0)
-		rc = db_run(db, "migrations table",
-			    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-			    " version integer PRIMARY KEY,"
-			    " applied_at timestamptz NOT NULL DEFAULT now())",
-			    0, NULL);
-	if (rc == 0)
-		rc = db_schema_version(db, &version);
-	if (rc == 0 && version > (int)DB_N_MIGRATIONS)
-		LOG_WARN("store.schema_newer",
-			 "schema version %d is newer than this binary's %zu",
-			 version, DB_N_MIGRATIONS);
-	while (rc == 0 && version < (int)DB_N_MIGRATIONS)
-		rc = db_apply_migration(db, ++version);
-	return rc;
+	return pg_connect(&db->pg);
 }
 
 int
 db_migrate(struct db *db)
 {
-	int rc = db_run(db, "migrate", "BEGIN", 0, NULL);
-
-	if (rc == 0)
-		rc = db_migrate_locked(db);
-	if (rc == 0)
-		rc = db_run(db, "migrate commit", "COMMIT", 0, NULL);
-	if (rc < 0)
-		db_rollback(db);
-	return rc;
+	return pg_migrate(&db->pg, "schema_migrations", DB_MIGRATE_LOCK,
+			  db_migrations, DB_N_MIGRATIONS);
 }
 
 /* ---- offsets ---- */
@@ -371,7 +135,7 @@ db_offsets_load(struct db *db, rd_kafka_topic_partition_list_t *parts)
 	if (parts->cnt == 0)
 		return 0;
 	params[0] = parts->elems[0].topic;
-	res = db_exec(db, "load offsets",
+	res = pg_exec(&db->pg, "load offsets",
 		      "SELECT part, next_offset FROM kafka_offsets"
 		      " WHERE topic = $1",
 		      1, params, &rc);
@@ -380,11 +144,11 @@ db_offsets_load(struct db *db, rd_kafka_topic_partition_list_t *parts)
 	for (int i = 0; i < parts->cnt; i++)
 		parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
 	for (int row = 0; row < PQntuples(res); row++) {
-		int32_t part = (int32_t)db_i64(res, row, 0);
+		int32_t part = (int32_t)pg_i64(res, row, 0);
 
 		for (int i = 0; i < parts->cnt; i++)
 			if (parts->elems[i].partition == part)
-				parts->elems[i].offset = db_i64(res, row, 1);
+				parts->elems[i].offset = pg_i64(res, row, 1);
 	}
 	PQclear(res);
 	return 0;
@@ -401,7 +165,7 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 {
 	const char *params[] = { ids };
 	int rc = 0;
-	PGresult *res = db_exec(db, "load rooms",
+	PGresult *res = pg_exec(&db->pg, "load rooms",
 				"SELECT room_id, kind, name, last_seq, last_ts,"
 				" creator, deleted FROM rooms"
 				" WHERE room_id = ANY($1::text[])",
@@ -415,13 +179,13 @@ db_load_room_rows(struct db *db, struct fold *f, const char *ids,
 
 		if (fold_room_get(f, id))
 			continue;
-		r = fold_room_new(f, id, (enum fold_kind)db_i64(res, i, 1),
+		r = fold_room_new(f, id, (enum fold_kind)pg_i64(res, i, 1),
 				  PQgetvalue(res, i, 2));
-		r->last_seq = db_u64(res, i, 3);
-		r->last_ts = db_i64(res, i, 4);
+		r->last_seq = pg_u64(res, i, 3);
+		r->last_ts = pg_i64(res, i, 4);
 		if (!PQgetisnull(res, i, 5))
 			fold_room_set_creator(r, PQgetvalue(res, i, 5));
-		r->deleted = db_bool(res, i, 6);
+		r->deleted = pg_bool(res, i, 6);
 		map_put(fresh, id, r);
 	}
 	PQclear(res);
@@ -433,7 +197,7 @@ db_load_members(struct db *db, const char *ids, struct map *fresh)
 {
 	const char *params[] = { ids };
 	int rc = 0;
-	PGresult *res = db_exec(db, "load members",
+	PGresult *res = pg_exec(&db->pg, "load members",
 				"SELECT room_id, user_id, joined_after,"
 				" delivered_seq, read_seq FROM members"
 				" WHERE room_id = ANY($1::text[])"
@@ -445,9 +209,9 @@ db_load_members(struct db *db, const char *ids, struct map *fresh)
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct fold_room *r = map_get(fresh, PQgetvalue(res, i, 0));
 		struct fold_member m = {
-			.joined_after = db_u64(res, i, 2),
-			.delivered = db_u64(res, i, 3),
-			.read = db_u64(res, i, 4),
+			.joined_after = pg_u64(res, i, 2),
+			.delivered = pg_u64(res, i, 3),
+			.read = pg_u64(res, i, 4),
 		};
 
 		if (r)
@@ -471,7 +235,7 @@ db_load_dedup(struct db *db, const char *ids, struct map *fresh)
 	snprintf(window, sizeof(window), "%lld",
 		 (long long)FOLD_DEDUP_WINDOW_MS);
 	snprintf(max, sizeof(max), "%d", FOLD_DEDUP_MAX);
-	res = db_exec(db, "load dedup",
+	res = pg_exec(&db->pg, "load dedup",
 		      "SELECT r.room_id, d.sender_id, d.client_msg_id, d.seq,"
 		      " d.ts_ms FROM rooms r CROSS JOIN LATERAL ("
 		      "  SELECT m.sender_id, m.client_msg_id, m.seq, m.ts_ms"
@@ -489,7 +253,7 @@ db_load_dedup(struct db *db, const char *ids, struct map *fresh)
 		if (r)
 			fold_room_add_dedup(
 				r, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-				db_u64(res, i, 3), db_i64(res, i, 4));
+				pg_u64(res, i, 3), pg_i64(res, i, 4));
 	}
 	PQclear(res);
 	return 0;
@@ -584,7 +348,7 @@ db_write_rooms(struct db *db, const struct batch *b)
 		else
 			pgarr_add_null(&c.col[6]);
 	}
-	rc = db_run(db, "write rooms",
+	rc = pg_run(&db->pg, "write rooms",
 		    "INSERT INTO rooms (room_id, kind, name, last_seq, last_ts,"
 		    " created_ts, creator, deleted) SELECT * FROM"
 		    " unnest($1::text[], $2::smallint[], $3::text[],"
@@ -627,8 +391,8 @@ db_write_members_known(struct db *db, const struct batch *b)
 		pgarr_add_i64(&c.col[5], (int64_t)m->read);
 	}
 	if (n)
-		rc = db_run(
-			db, "write members",
+		rc = pg_run(
+			&db->pg, "write members",
 			"INSERT INTO members (room_id, user_id, joined_after,"
 			" left_after, delivered_seq, read_seq) SELECT * FROM"
 			" unnest($1::text[], $2::text[], $3::bigint[],"
@@ -666,7 +430,7 @@ db_write_members_left(struct db *db, const struct batch *b)
 		pgarr_add_i64(&c.col[2], (int64_t)m->left_after);
 	}
 	if (n)
-		rc = db_run(db, "write leaves",
+		rc = pg_run(&db->pg, "write leaves",
 			    "UPDATE members m SET left_after = v.left_after"
 			    " FROM unnest($1::text[], $2::text[], $3::bigint[])"
 			    " AS v(room_id, user_id, left_after)"
@@ -697,7 +461,7 @@ db_write_messages(struct db *db, const struct batch *b, size_t *existed)
 		pgarr_add_str(&c.col[4], m->body);
 		pgarr_add_i64(&c.col[5], m->ts_ms);
 	}
-	res = db_exec(db, "write messages",
+	res = pg_exec(&db->pg, "write messages",
 		      "INSERT INTO messages (room_id, seq, sender_id,"
 		      " client_msg_id, body, ts_ms) SELECT * FROM unnest("
 		      "$1::text[], $2::bigint[], $3::text[], $4::text[],"
@@ -737,7 +501,7 @@ db_write_events(struct db *db, const struct batch *b)
 		pgarr_add_str(&c.col[6], e->user_ids);
 		pgarr_add_i64(&c.col[7], e->ts_ms);
 	}
-	rc = db_run(db, "write room events",
+	rc = pg_run(&db->pg, "write room events",
 		    "INSERT INTO room_events (room_id, part, kafka_offset,"
 		    " after_seq, kind, actor, user_ids, ts_ms)"
 		    " SELECT v.r, v.p, v.o, v.a, v.k, v.actor,"
@@ -766,8 +530,8 @@ db_write_offsets(struct db *db, const char *topic, const struct batch *b)
 		pgarr_add_i64(&c.col[1], b->offs[i].expected);
 		pgarr_add_i64(&c.col[2], b->offs[i].next);
 	}
-	res = db_exec(
-		db, "write offsets",
+	res = pg_exec(
+		&db->pg, "write offsets",
 		"WITH v AS (SELECT * FROM unnest($2::integer[],"
 		" $3::bigint[], $4::bigint[]) AS v(part, expected, next)),"
 		" upd AS (UPDATE kafka_offsets k SET next_offset = v.next"
@@ -783,7 +547,7 @@ db_write_offsets(struct db *db, const char *topic, const struct batch *b)
 	db_cols_release(&c);
 	if (res == NULL)
 		return rc;
-	if (db_u64(res, 0, 0) != b->n_offs) {
+	if (pg_u64(res, 0, 0) != b->n_offs) {
 		LOG_WARN(
 			"store.fenced",
 			"offsets of %s moved by another consumer: %s of %zu partitions matched",
@@ -800,7 +564,7 @@ int
 db_batch_write(struct db *db, const char *topic, const struct batch *b,
 	       size_t *existed)
 {
-	int rc = db_run(db, "begin", "BEGIN", 0, NULL);
+	int rc = pg_run(&db->pg, "begin", "BEGIN", 0, NULL);
 
 	*existed = 0;
 	if (rc == 0 && b->n_offs)
@@ -816,9 +580,9 @@ db_batch_write(struct db *db, const char *topic, const struct batch *b,
 	if (rc == 0)
 		rc = db_write_events(db, b);
 	if (rc == 0)
-		rc = db_run(db, "commit", "COMMIT", 0, NULL);
+		rc = pg_run(&db->pg, "commit", "COMMIT", 0, NULL);
 	if (rc < 0)
-		db_rollback(db);
+		pg_rollback(&db->pg);
 	return rc;
 }
 
@@ -833,10 +597,10 @@ db_access_row(const PGresult *res, struct db_access *out)
 	if (PQntuples(res) == 0)
 		return;
 	out->room = true;
-	out->last_seq = db_u64(res, 0, 0);
-	out->member = db_bool(res, 0, 1);
-	out->left = db_bool(res, 0, 2);
-	out->left_after = db_u64(res, 0, 3);
+	out->last_seq = pg_u64(res, 0, 0);
+	out->member = pg_bool(res, 0, 1);
+	out->left = pg_bool(res, 0, 2);
+	out->left_after = pg_u64(res, 0, 3);
 }
 
 int
@@ -845,7 +609,7 @@ db_access(struct db *db, const char *room_id, const char *user,
 {
 	const char *params[] = { room_id, user };
 	int rc = 0;
-	PGresult *res = db_exec(db, "access",
+	PGresult *res = pg_exec(&db->pg, "access",
 				"SELECT r.last_seq, m.user_id IS NOT NULL,"
 				" m.left_after IS NOT NULL,"
 				" coalesce(m.left_after, 0) FROM rooms r"
@@ -915,11 +679,11 @@ db_event_row(const PGresult *res, int row, const char *room_id)
 	parley__v1__room_event__init(e);
 	e->room_id = xstrdup(room_id);
 	e->name = xstrdup(PQgetvalue(res, row, 4));
-	e->kind = (Parley__V1__RoomEventKind)db_i64(res, row, 5);
+	e->kind = (Parley__V1__RoomEventKind)pg_i64(res, row, 5);
 	e->actor_id = xstrdup(PQgetvalue(res, row, 6));
 	e->user_ids = db_split_ids(PQgetvalue(res, row, 7), &e->n_user_ids);
-	e->seq = db_u64(res, row, 8);
-	e->ts_ms = db_i64(res, row, 9);
+	e->seq = pg_u64(res, row, 8);
+	e->ts_ms = pg_i64(res, row, 9);
 	return e;
 }
 
@@ -958,7 +722,8 @@ db_sync_access(struct db *db, const char *room_id, const char *user,
 	db_param_u64(safter, sizeof(safter), after);
 	db_param_u64(send, sizeof(send), end);
 	snprintf(smax, sizeof(smax), "%" PRIu32, max_events);
-	res = db_exec(db, "sync access", db_sync_access_sql, 5, params, &rc);
+	res = pg_exec(&db->pg, "sync access", db_sync_access_sql, 5, params,
+		      &rc);
 	if (res == NULL)
 		return rc;
 	db_access_row(res, out);
@@ -994,11 +759,11 @@ db_message_row(const PGresult *res, int row, const char *room_id)
 
 	parley__v1__message__init(m);
 	m->room_id = xstrdup(room_id);
-	m->seq = db_u64(res, row, 0);
+	m->seq = pg_u64(res, row, 0);
 	m->sender_id = xstrdup(PQgetvalue(res, row, 1));
 	m->client_msg_id = xstrdup(PQgetvalue(res, row, 2));
 	m->body = xstrdup(PQgetvalue(res, row, 3));
-	m->ts_ms = db_i64(res, row, 4);
+	m->ts_ms = pg_i64(res, row, 4);
 	return m;
 }
 
@@ -1014,7 +779,7 @@ db_messages(struct db *db, const char *room_id, uint64_t lo, uint64_t hi,
 	db_param_u64(slo, sizeof(slo), lo);
 	db_param_u64(shi, sizeof(shi), hi);
 	snprintf(slim, sizeof(slim), "%" PRIu32, limit);
-	res = db_exec(db, "messages",
+	res = pg_exec(&db->pg, "messages",
 		      desc ? "SELECT seq, sender_id, client_msg_id, body, ts_ms"
 			     " FROM messages WHERE room_id = $1"
 			     " AND seq > $2::bigint AND seq <= $3::bigint"
@@ -1059,12 +824,12 @@ db_room_row(const PGresult *res, int row)
 
 	parley__v1__room_summary__init(s);
 	s->room_id = xstrdup(PQgetvalue(res, row, 0));
-	s->kind = (Parley__V1__RoomKind)db_i64(res, row, 1);
+	s->kind = (Parley__V1__RoomKind)pg_i64(res, row, 1);
 	s->name = xstrdup(PQgetvalue(res, row, 2));
-	s->last_seq = db_u64(res, row, 3);
-	s->read_seq = db_u64(res, row, 4);
-	s->delivered_seq = db_u64(res, row, 5);
-	s->unread = db_u64(res, row, 6);
+	s->last_seq = pg_u64(res, row, 3);
+	s->read_seq = pg_u64(res, row, 4);
+	s->delivered_seq = pg_u64(res, row, 5);
+	s->unread = pg_u64(res, row, 6);
 	return s;
 }
 
@@ -1074,7 +839,7 @@ db_rooms_of(struct db *db, const char *user, Parley__V1__RoomSummary ***out,
 {
 	const char *params[] = { user };
 	int rc = 0;
-	PGresult *res = db_exec(db, "rooms of user",
+	PGresult *res = pg_exec(&db->pg, "rooms of user",
 				"SELECT r.room_id, r.kind, r.name, r.last_seq,"
 				" m.read_seq, m.delivered_seq, (SELECT count(*)"
 				"  FROM messages x WHERE x.room_id = m.room_id"
@@ -1119,9 +884,9 @@ db_info_members(const PGresult *res, Parley__Server__V1__GetRoomResponse *g)
 
 		parley__server__v1__member__init(m);
 		m->user_id = xstrdup(PQgetvalue(res, (int)i, 0));
-		m->joined_after = db_u64(res, (int)i, 1);
-		m->delivered_seq = db_u64(res, (int)i, 2);
-		m->read_seq = db_u64(res, (int)i, 3);
+		m->joined_after = pg_u64(res, (int)i, 1);
+		m->delivered_seq = pg_u64(res, (int)i, 2);
+		m->read_seq = pg_u64(res, (int)i, 3);
 		g->members[i] = m;
 	}
 }
@@ -1133,7 +898,7 @@ db_room_info(struct db *db, const char *room_id,
 	const char *params[] = { room_id };
 	Parley__Server__V1__GetRoomResponse *g;
 	int rc = 0;
-	PGresult *res = db_exec(db, "room info",
+	PGresult *res = pg_exec(&db->pg, "room info",
 				"SELECT kind, name, coalesce(creator, ''),"
 				" last_seq, last_ts, deleted FROM rooms"
 				" WHERE room_id = $1",
@@ -1148,14 +913,14 @@ db_room_info(struct db *db, const char *room_id,
 	g = xmalloc(sizeof(*g));
 	parley__server__v1__get_room_response__init(g);
 	g->room_id = xstrdup(room_id);
-	g->kind = (Parley__Server__V1__RoomKind)db_i64(res, 0, 0);
+	g->kind = (Parley__Server__V1__RoomKind)pg_i64(res, 0, 0);
 	g->name = xstrdup(PQgetvalue(res, 0, 1));
 	g->creator = xstrdup(PQgetvalue(res, 0, 2));
-	g->last_seq = db_u64(res, 0, 3);
-	g->last_ts_ms = db_i64(res, 0, 4);
-	g->deleted = db_bool(res, 0, 5);
+	g->last_seq = pg_u64(res, 0, 3);
+	g->last_ts_ms = pg_i64(res, 0, 4);
+	g->deleted = pg_bool(res, 0, 5);
 	PQclear(res);
-	res = db_exec(db, "room members",
+	res = pg_exec(&db->pg, "room members",
 		      "SELECT user_id, joined_after, delivered_seq, read_seq"
 		      " FROM members WHERE room_id = $1 AND left_after IS NULL"
 		      " ORDER BY user_id",

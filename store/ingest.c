@@ -458,6 +458,7 @@ on_revoke(void *ctx, struct kafka_consumer *c,
 static const struct kafka_consumer_ops ingest_ops = {
 	.on_assign = on_assign,
 	.on_revoke = on_revoke,
+	.gather_ms = INGEST_LINGER_MS,
 };
 
 /* ---- recovery ---- */
@@ -466,26 +467,12 @@ static const struct kafka_consumer_ops ingest_ops = {
 static int
 ingest_seek(struct ingest *ing, rd_kafka_topic_partition_list_t *parts)
 {
-	rd_kafka_error_t *err;
 	int rc = db_offsets_load(ing->db, parts);
 
+	if (rc == 0)
+		rc = kafka_consumer_seek(ing->kc, parts, 5000);
 	if (rc < 0)
 		return rc;
-	err = rd_kafka_seek_partitions(kafka_consumer_handle(ing->kc), parts,
-				       5000);
-	if (err) {
-		LOG_WARN("store.seek", "seek: %s", rd_kafka_error_string(err));
-		rd_kafka_error_destroy(err);
-		return -EIO;
-	}
-	for (int i = 0; i < parts->cnt; i++) {
-		if (parts->elems[i].err) {
-			LOG_WARN("store.seek", "seek partition %d: %s",
-				 (int)parts->elems[i].partition,
-				 rd_kafka_err2str(parts->elems[i].err));
-			return -EIO;
-		}
-	}
 	ingest_note_positions(ing, parts);
 	return 0;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "pg.h"
 #include "utf8.h"
 #include "xalloc.h"
 
@@ -20,6 +20,13 @@ pgarr_release(struct pgarr *a)
 {
 	free(a->buf);
 	pgarr_init(a);
+}
+
+void
+pgarr_release_all(struct pgarr *arrs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pgarr_release(&arrs[i]);
 }
 
 static void
