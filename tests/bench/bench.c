@@ -701,7 +701,9 @@ bench_setup(struct bench *b)
 	epoll_ctl(b->ep, EPOLL_CTL_ADD, b->tfd, &e);
 	e.data.u32 = TAG_SIGNAL;
 	epoll_ctl(b->ep, EPOLL_CTL_ADD, b->sfd, &e);
-	b->rbuf_cap = 1 << 18;
+	/* Half of it bounds one frame: a room event naming 10,000 members
+	 * (S2 N=10000) is about 160 KB. */
+	b->rbuf_cap = 1 << 22;
 	b->rbuf = malloc(b->rbuf_cap);
 	if (!b->rbuf)
 		abort();

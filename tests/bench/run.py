@@ -527,7 +527,10 @@ class Runner:
 
     @staticmethod
     def _over(st):
-        return st["lat_ms"]["p99"] > KNEE_P99_NS / 1e6 or st["loss"] > 0
+        # A step that delivered nothing (the sender was closed, say) is
+        # past the knee too, not a pass with p99 0.
+        return (st["lat_ms"]["p99"] > KNEE_P99_NS / 1e6 or st["loss"] > 0
+                or st["deliveries"] == 0)
 
     def _step_summary(self, system, scen, k, rate, members, streams, snd, snaps, cpu,
                       gen_cpu, wall, rss, rss0, conns):
@@ -828,7 +831,8 @@ def summarize(results):
         knee, cpu = {}, {}
         for sysname in ("parley", "centrifugo", "floor"):
             good = [r for r in s2 if r["system"] == sysname and r["members"] == n
-                    and r["loss"] == 0 and r["lat_ms"]["p99"] <= KNEE_P99_NS / 1e6]
+                    and r["loss"] == 0 and r["lat_ms"]["p99"] <= KNEE_P99_NS / 1e6
+                    and r["deliveries"] > 0]
             if good:
                 best = max(good, key=lambda r: r["deliveries_per_s"])
                 # ">=": the plan's top step passed, the knee lies beyond it
