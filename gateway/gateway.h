@@ -160,6 +160,10 @@ struct gw_session {
 	Parley__V1__RoomList *rooms;
 	uint64_t welcome_request_id;
 	lws_sorted_usec_list_t auth_sul;
+	/* WebSocket keepalive (ws.c): when the peer last sent anything, and
+	 * whether a ping is to be written or waits for an answer. */
+	int64_t rx_ms;
+	bool ping_due, ping_out;
 };
 
 /* Work handed to the service thread from NNG threads. */

@@ -16,6 +16,7 @@
 #define WS_TOKEN_MAX 8192
 
 static lws_sorted_usec_list_t ws_tick_sul;
+static unsigned ws_ticks;
 static struct lws_context *ws_ctx;
 static struct ev_loop *ws_loop; /* NULL with PARLEY_GATEWAY_LOOP=poll */
 
@@ -106,6 +107,7 @@ ws_on_open(struct gateway *gw, struct lws *wsi, struct gw_session *s)
 
 	s->wsi = wsi;
 	session_open(gw, &ws_transport, s);
+	s->rx_ms = gw_now_ms();
 	/* A fixed send buffer: with the kernel's autotuning a client that
 	 * stops reading parks up to 4 MiB in it before PARLEY_OUTQ_MAX is
 	 * ever reached (G6 wants both bounded). */
@@ -171,12 +173,69 @@ ws_on_rx(struct gw_session *s, struct lws *wsi, const uint8_t *in, size_t len)
 	s->rx_len = 0;
 }
 
-/* Write the oldest queued frame; close once a pending close is due. */
+/* Anything from the peer shows it is there. */
+static void
+ws_alive(struct gw_session *s)
+{
+	s->rx_ms = gw_now_ms();
+	s->ping_out = false;
+}
+
+/* Keepalive, swept once a second (on_tick) instead of lws's per-connection
+ * validity timers: lws 4.1 keeps those in one sorted list and re-inserts
+ * a connection's timer with a walk along the list at every ping and pong,
+ * so idle connections cost O(n) each — 20 us per connection-second at
+ * 9,000 per gateway (docs/PERFORMANCE.md, S3). A connection silent for
+ * PARLEY_PING_S gets a ping; one silent for PARLEY_PONG_TIMEOUT_S is
+ * dropped (its session goes, so presence sees the user leave). */
+static void
+ws_keepalive(struct gateway *gw)
+{
+	int64_t now = gw_now_ms();
+	size_t pos = 0;
+	const char *key;
+	void *val;
+
+	while (map_next(&gw->sessions, &pos, &key, &val)) {
+		struct gw_session *s = val;
+		int64_t idle = now - s->rx_ms;
+
+		if (s->wsi == NULL || s->state == GW_CLOSING)
+			continue;
+		if (idle >= (int64_t)gw->cfg.pong_timeout_s * 1000) {
+			LOG_DEBUG("gateway.pong_timeout",
+				  "%s silent for %lld ms: dropped", s->id,
+				  (long long)idle);
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
+					LWS_TO_KILL_ASYNC);
+		} else if (idle >= (int64_t)gw->cfg.ping_s * 1000 &&
+			   !s->ping_out) {
+			s->ping_out = true;
+			s->ping_due = true;
+			lws_callback_on_writable(s->wsi);
+		}
+	}
+}
+
+/* Write a due ping, else the oldest queued frame; close once a pending
+ * close is due. */
 static int
 ws_on_writable(struct gw_session *s)
 {
-	struct gw_qitem *q = session_next(s);
+	struct gw_qitem *q;
 	int n;
+
+	if (s->ping_due && s->close_code == 0) {
+		uint8_t ping[LWS_PRE + 1];
+
+		s->ping_due = false;
+		if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+			return -1;
+		if (session_has_output(s))
+			lws_callback_on_writable(s->wsi);
+		return 0;
+	}
+	q = session_next(s);
 
 	if (q == NULL) {
 		if (s->close_code == 0)
@@ -241,7 +300,11 @@ callback_parley(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		ws_on_open(ws_gateway(wsi), wsi, s);
 		break;
 	case LWS_CALLBACK_RECEIVE:
+		ws_alive(s);
 		ws_on_rx(s, wsi, in, len);
+		break;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		ws_alive(s);
 		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return ws_on_writable(s);
@@ -280,6 +343,8 @@ on_tick(lws_sorted_usec_list_t *sul)
 		lws_cancel_service(ws_ctx);
 		return;
 	}
+	if (++ws_ticks % (LWS_US_PER_SEC / WS_TICK_US) == 0)
+		ws_keepalive(gw);
 	lws_sul_schedule(ws_ctx, 0, sul, on_tick, WS_TICK_US);
 }
 
@@ -296,8 +361,9 @@ ws_context(struct gateway *gw)
 	struct lws_context_creation_info info;
 
 	memset(&info, 0, sizeof(info));
-	retry.secs_since_valid_ping = (uint16_t)gw->cfg.ping_s;
-	retry.secs_since_valid_hangup = (uint16_t)gw->cfg.pong_timeout_s;
+	/* Zero: no lws validity timers; ws_keepalive pings and drops. */
+	retry.secs_since_valid_ping = 0;
+	retry.secs_since_valid_hangup = 0;
 	info.port = gw->cfg.port;
 	info.iface = gw->cfg.bind;
 	info.protocols = ws_protocols;

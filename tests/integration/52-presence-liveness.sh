@@ -42,6 +42,15 @@ echo "silent client offline after $((t1 - t0)) s (ping 1 s, timeout 3 s)"
 # carol listens on gateway 1; the gateway dies without a word.
 PARLEY_URL=$(url 1) parley listen --as carol --timeout 60 >/dev/null 2>"$T/carol.err" &
 wait_file_line "$T/alice.out" '"user_id":"carol","online":true' 15
+# carol sends nothing but answers the gateway's pings: past two timeouts
+# she is still there.
+sleep 7
+if awk -v u='"user_id":"carol"' 'index($0, u) && /"online":true/ { on = 1 }
+	on && index($0, u) && /"online":false/ { off = 1 } END { exit !off }' \
+	"$T/alice.out"; then
+	fail "carol answered pings yet was dropped"
+fi
+echo "a client answering pings stays (7 s idle, ping 1 s, timeout 3 s)"
 t0=$(date +%s)
 stop gateway1 KILL
 went_offline carol 25
