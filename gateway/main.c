@@ -111,6 +111,12 @@ gw_config(struct gw_config *c)
 	c->ping_s = (int)config_int("PARLEY_PING_S", 25, 1, 3600);
 	c->pong_timeout_s =
 		(int)config_int("PARLEY_PONG_TIMEOUT_S", 60, 2, 7200);
+	/* A ping must have time to be answered before the drop. */
+	if (c->pong_timeout_s <= c->ping_s)
+		log_fatal("config",
+			  "PARLEY_PONG_TIMEOUT_S (%d) must be more than "
+			  "PARLEY_PING_S (%d)",
+			  c->pong_timeout_s, c->ping_s);
 	c->rpc_timeout_ms =
 		(int)config_int("PARLEY_RPC_TIMEOUT_MS", 5000, 100, 120000);
 	c->drain_ms = (int)config_int("PARLEY_DRAIN_MS", 10000, 0, 600000);
