@@ -226,10 +226,13 @@ ws_on_writable(struct gw_session *s)
 	int n;
 
 	if (s->ping_due && s->close_code == 0) {
-		uint8_t ping[LWS_PRE + 1];
+		/* Not empty: lws 4.1 does not pass an empty pong up
+		 * (LWS_CALLBACK_RECEIVE_PONG), so it would not count. */
+		uint8_t ping[LWS_PRE + 4] = { 0 };
 
+		memcpy(ping + LWS_PRE, "prly", 4);
 		s->ping_due = false;
-		if (lws_write(s->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+		if (lws_write(s->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
 			return -1;
 		if (session_has_output(s))
 			lws_callback_on_writable(s->wsi);

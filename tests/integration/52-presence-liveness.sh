@@ -51,6 +51,18 @@ if awk -v u='"user_id":"carol"' 'index($0, u) && /"online":true/ { on = 1 }
 	fail "carol answered pings yet was dropped"
 fi
 echo "a client answering pings stays (7 s idle, ping 1 s, timeout 3 s)"
+# The same with a bare client that sends nothing but pongs (payload echoed,
+# as browsers do): it is pinged several times and never dropped.
+wsclient probe --port "$GW_PORT_1" --token "$(parley token dave)" --pong \
+	--wait 7 >"$T/dave.json" 2>"$T/dave.err"
+python3 - "$T/dave.json" <<'PY' || fail "a bare client answering pings was dropped: $(cat "$T/dave.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r["pings"] >= 3 and r["close_code"] is None and not r.get("eof")
+print(f"bare client: {r['pings']} pings answered, still connected" if ok else "", end="")
+sys.exit(0 if ok else 1)
+PY
+echo
 t0=$(date +%s)
 stop gateway1 KILL
 went_offline carol 25

@@ -172,7 +172,8 @@ def probe(args):
     token = args.token
     path = "/?token=" + token if token else "/"
     c = Conn(args.port, path, rcvbuf=args.rcvbuf)
-    out = {"http_status": c.status, "close_code": None, "frames": []}
+    out = {"http_status": c.status, "close_code": None, "frames": [],
+           "pings": 0}
     if c.status != 101:
         print(json.dumps(out))
         return
@@ -199,6 +200,10 @@ def probe(args):
                                      if len(payload) >= 2 else 1005)
                 out["close_reason"] = payload[2:].decode(errors="replace")
                 break
+            if op == 9:
+                out["pings"] += 1
+                if args.pong:  # as browsers do: the same payload back
+                    c.send_frame(10, payload)
             if op == 2:
                 out["frames"].append(describe(payload))
     except (socket.timeout, TimeoutError):
@@ -219,6 +224,8 @@ def main():
     pr.add_argument("--send-text")
     pr.add_argument("--send", nargs=2, metavar=("ROOM", "BODY"))
     pr.add_argument("--wait", type=float, default=3.0)
+    pr.add_argument("--pong", action="store_true",
+                    help="answer the server's pings")
     pr.add_argument("--rcvbuf", type=int, default=0,
                     help="SO_RCVBUF, to make a slow reader slow sooner")
     pr.add_argument("--stall", type=float, default=0,
