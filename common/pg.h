@@ -11,30 +11,6 @@
 #include <libpq-fe.h>
 #else
 #include <postgresql/libpq-fe.h>
-/* ---- pgarr.c: PostgreSQL text-format array literals ----
- * Multi-row statements take one array parameter per column and unnest
- * them, so a batch costs one round trip per table whatever its size.
- * Strings that are not valid UTF-8 are stored with U+FFFD in place of the
- * bad bytes: one bad record must never make a batch fail for ever. */
-struct pgarr {
-	char *buf;
-	size_t len, cap;
-	size_t n; /* elements */
-};
-
-void pgarr_init(struct pgarr *a);
-void pgarr_release(struct pgarr *a);
-/* pgarr_release on each of n. */
-void pgarr_release_all(struct pgarr *arrs, size_t n);
-void pgarr_add_str(struct pgarr *a, const char *s);
-void pgarr_add_i64(struct pgarr *a, int64_t v);
-void pgarr_add_null(struct pgarr *a);
-/* The literal, e.g. {"a","b\"c",NULL}; valid until the next change. */
-const char *pgarr_str(struct pgarr *a);
-/* The text PostgreSQL holds once s went through pgarr_add_str: a heap copy
- * with U+FFFD for each byte that does not start valid UTF-8. */
-char *pgarr_text(const char *s);
-
 #endif
 
 #include <stdbool.h>
