@@ -65,8 +65,22 @@ lib_cleanup() {
 	exit "$rc"
 }
 
+# free_port: a port nothing listens on, and never one this test was given
+# before: the kernel may hand a just-released port out again at once, and
+# two services of one test then collide (a gateway's WebSocket and NNG
+# ports were once the same). Callers run it in $(...), so what was given
+# is kept in a file.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	local p given="${T:-/tmp}/.ports-given"
+	for _ in $(seq 50); do
+		p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		if ! grep -qx "$p" "$given" 2>/dev/null; then
+			echo "$p" >>"$given"
+			echo "$p"
+			return 0
+		fi
+	done
+	fail "no free port"
 }
 
 fail() {
