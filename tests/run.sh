@@ -20,8 +20,14 @@ passed=0
 failed=0
 failed_names=()
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports N: N distinct free ports, found with all N sockets open at once
+# (one at a time, the kernel may hand a just-released port out again).
+free_ports() {
+	python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 if [ "$integration_only" = 0 ]; then
@@ -42,9 +48,7 @@ fi
 
 # One Kafka and one PostgreSQL for the whole suite.
 infra=$(mktemp -d /tmp/parley-test-infra.XXXXXX)
-kport=$(free_port)
-kcport=$(free_port)
-pgport=$(free_port)
+read -r kport kcport pgport < <(free_ports 3)
 cleanup() {
 	deploy/local/kafka.sh stop "$infra/kafka" >/dev/null 2>&1
 	deploy/local/pg.sh stop "$infra/pg" immediate >/dev/null 2>&1

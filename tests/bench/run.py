@@ -950,6 +950,9 @@ def main():
     if a.parley_env:
         run["versions"]["parley_env"] = a.parley_env
     scen = a.scenarios.split(",")
+    # A killed run stops its stacks (the finally clauses below), so a
+    # rerun does not find the old Kafka on its port and talk to it.
+    signal.signal(signal.SIGTERM, lambda sig, _: sys.exit(128 + sig))
     r = Runner(a, rundir, a.bin)
     t_start = time.time()
     deferred = []
@@ -997,6 +1000,13 @@ def main():
             except Exception as e:  # keep what was measured
                 log(f"{name}: {e}")
                 run.setdefault("errors", []).append(f"{name}: {e}")
+            except BaseException:  # SIGTERM or Ctrl-C: stop what we started
+                if sysm:
+                    sysm.stop()
+                    sysm = None
+                for d in deferred:
+                    d.stop()
+                raise
             finally:
                 # parley's stack (Kafka's controlled shutdown) takes a while to
                 # stop: print the results first when it is the last system.
