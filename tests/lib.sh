@@ -11,6 +11,8 @@ set -euo pipefail
 : "${PARLEY_TEST_KAFKA:?}" "${PARLEY_TEST_PG_PORT:?}"
 
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")/tools" && pwd)
+# shellcheck source=ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 export PARLEY_JWT_SECRET=integration-test-secret-0123456789
 export PARLEY_KAFKA_BROKERS=$PARLEY_TEST_KAFKA
 export PARLEY_LOG_LEVEL=${PARLEY_LOG_LEVEL:-info}
@@ -73,7 +75,7 @@ lib_cleanup() {
 free_port() {
 	local p given="${T:-/tmp}/.ports-given"
 	for _ in $(seq 50); do
-		p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		p=$(free_ports 1)
 		if ! grep -qx "$p" "$given" 2>/dev/null; then
 			echo "$p" >>"$given"
 			echo "$p"

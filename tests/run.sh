@@ -20,15 +20,8 @@ passed=0
 failed=0
 failed_names=()
 
-# free_ports N: N distinct free ports, found with all N sockets open at once
-# (one at a time, the kernel may hand a just-released port out again).
-free_ports() {
-	python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
+# shellcheck source=ports.sh
+source tests/ports.sh
 
 if [ "$integration_only" = 0 ]; then
 	mapfile -t units < <(find "$build/test" -type f -perm -u+x -name '*_test' | sort)

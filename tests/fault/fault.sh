@@ -16,15 +16,8 @@ build=${PARLEY_BUILD:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 own_infra=
 
-# fault_free_ports N: N distinct free ports, found with all N sockets open at once
-# (one at a time, the kernel may hand a just-released port out again).
-fault_free_ports() {
-	python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
+# shellcheck source=../ports.sh
+source tests/ports.sh
 
 stop_own_infra() {
 	[ -n "$own_infra" ] || return 0
@@ -37,7 +30,7 @@ stop_own_infra() {
 if [ -z "${PARLEY_TEST_KAFKA:-}" ]; then
 	own_infra=$(mktemp -d /tmp/parley-fault-infra.XXXXXX)
 	trap stop_own_infra EXIT
-	read -r kport kcport pgport < <(fault_free_ports 3)
+	read -r kport kcport pgport < <(free_ports 3)
 	deploy/local/kafka.sh start "$own_infra/kafka" "$kport" "$kcport"
 	deploy/local/pg.sh start "$own_infra/pg" "$pgport"
 	export PARLEY_TEST_KAFKA=127.0.0.1:$kport PARLEY_TEST_PG_PORT=$pgport
