@@ -48,7 +48,7 @@ struct gw_metrics {
 	struct metric *sends, *e2e_latency, *delivery_batch;
 	struct metric *sse_streams, *sse_resumes, *sse_posts;
 	struct metric *revocations, *closes_revoked, *closes_limit;
-	struct metric *rate_limited;
+	struct metric *rate_limited, *writes_coalesced;
 };
 
 struct gw_config {
@@ -126,6 +126,10 @@ struct gw_transport {
 	 * closing or destroying anything synchronously); false when f must
 	 * be queued. */
 	bool (*write_now)(struct gw_session *s, struct gw_frame *f);
+	/* Optional, with write_now: write the queue (frames that came in
+	 * one inbox drain) as far as the client takes it now, several
+	 * frames in one write; what is left waits for writable. */
+	void (*flush)(struct gw_session *s);
 };
 
 struct gw_session {
@@ -164,6 +168,9 @@ struct gw_session {
 	 * whether a ping is to be written or waits for an answer. */
 	int64_t rx_ms;
 	bool ping_due, ping_out;
+	/* Queued during an inbox drain, flushed at its end (gw->dirty). */
+	bool dirty;
+	struct gw_session *dirty_next;
 };
 
 /* Work handed to the service thread from NNG threads. */
@@ -215,6 +222,11 @@ struct gateway {
 	pthread_mutex_t inbox_lock;
 	struct gw_inbox_item *inbox_head, *inbox_tail;
 	bool inbox_closed; /* the lws context is going away */
+	/* While the inbox drains, frames for an idle WebSocket session are
+	 * queued and the session listed here; the drain's end writes each
+	 * session's frames together (session_flush_dirty). */
+	bool batching;
+	struct gw_session *dirty;
 	/* Presence reporting. */
 	struct gw_presence *pres;
 	lws_sorted_usec_list_t presence_sul;
@@ -314,6 +326,8 @@ struct gw_qitem *session_next(struct gw_session *s);
 bool session_has_output(const struct gw_session *s);
 /* Count a written frame (metrics). */
 void session_wrote(struct gw_session *s, const struct gw_qitem *q);
+/* Write what sessions queued while gw->batching (end of an inbox drain). */
+void session_flush_dirty(struct gateway *gw);
 /* Put items (oldest first, bytes in total) back before the queue. */
 void session_requeue(struct gw_session *s, struct gw_qitem *head,
 		     struct gw_qitem *tail, size_t bytes);

@@ -326,6 +326,7 @@ inbox_drain(struct gateway *gw)
 	it = gw->inbox_head;
 	gw->inbox_head = gw->inbox_tail = NULL;
 	pthread_mutex_unlock(&gw->inbox_lock);
+	gw->batching = true;
 	while (it) {
 		struct gw_inbox_item *next = it->next;
 
@@ -335,4 +336,6 @@ inbox_drain(struct gateway *gw)
 		free(it);
 		it = next;
 	}
+	gw->batching = false;
+	session_flush_dirty(gw);
 }

@@ -38,6 +38,9 @@ gw_metrics(void)
 				       "Frames written to clients.");
 	m.bytes_out = metrics_counter("parley_gateway_bytes_out_total",
 				      "Payload bytes written to clients.");
+	m.writes_coalesced = metrics_counter(
+		"parley_gateway_writes_coalesced_total",
+		"Writes that carried several frames to one client.");
 	m.commands = metrics_counter("parley_gateway_commands_total",
 				     "Commands forwarded to routers.");
 	m.deliveries =

@@ -161,9 +161,17 @@ session_send(struct gw_session *s, struct gw_frame *f)
 		session_close(s, GW_CLOSE_TOO_SLOW, "too slow: not reading");
 		return;
 	}
-	if (s->state == GW_LIVE && s->head == NULL && s->tp->write_now &&
-	    s->tp->write_now(s, f))
-		return;
+	if (s->state == GW_LIVE && s->head == NULL && s->tp->write_now) {
+		if (s->gw->batching && s->tp->flush) {
+			/* More may follow in this drain: write them together.
+			 */
+			s->dirty = true;
+			s->dirty_next = s->gw->dirty;
+			s->gw->dirty = s;
+		} else if (s->tp->write_now(s, f)) {
+			return;
+		}
+	}
 	q = xmalloc(sizeof(*q));
 	q->frame = f;
 	q->next = NULL;
@@ -174,8 +182,36 @@ session_send(struct gw_session *s, struct gw_frame *f)
 		s->head = q;
 	s->tail = q;
 	s->queued += f->len;
-	if (s->state == GW_LIVE)
+	if (s->state == GW_LIVE && !s->dirty)
 		s->tp->wake(s);
+}
+
+void
+session_flush_dirty(struct gateway *gw)
+{
+	while (gw->dirty) {
+		struct gw_session *s = gw->dirty;
+
+		gw->dirty = s->dirty_next;
+		s->dirty = false;
+		s->dirty_next = NULL;
+		s->tp->flush(s);
+	}
+}
+
+static void
+session_undirty(struct gw_session *s)
+{
+	struct gw_session **p = &s->gw->dirty;
+
+	while (s->dirty && *p) {
+		if (*p == s) {
+			*p = s->dirty_next;
+			s->dirty = false;
+		} else {
+			p = &(*p)->dirty_next;
+		}
+	}
 }
 
 struct gw_qitem *
@@ -468,6 +504,7 @@ session_destroy(struct gw_session *s)
 	if (s->gw == NULL)
 		return;
 	session_unindex(s);
+	session_undirty(s); /* never listed outside a drain; to be safe */
 	subs_drop(s);
 	if (s->user[0])
 		presence_session_down(s->gw, s);
