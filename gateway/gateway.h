@@ -111,6 +111,19 @@ struct gw_qitem {
 
 enum gw_state { GW_AUTH_WAIT, GW_WELCOME_WAIT, GW_LIVE, GW_CLOSING };
 
+/* Store answers a session may be owed at once: what a reader that stops
+ * reading can make the gateway hold in answers is this many pages (a page
+ * is at most 256 KiB of bodies plus one message, docs/PROTOCOL.md). More
+ * queries wait in order; past GW_HELD_MAX they get RATE_LIMITED. */
+#define GW_QUERIES_MAX 4
+#define GW_HELD_MAX    64
+
+struct gw_held_query {
+	nng_msg *msg;
+	uint64_t request_id;
+	struct gw_held_query *next;
+};
+
 struct gw_session;
 
 /* How a session's frames reach its client: WebSocket (ws.c) or SSE
@@ -168,6 +181,10 @@ struct gw_session {
 	 * whether a ping is to be written or waits for an answer. */
 	int64_t rx_ms;
 	bool ping_due, ping_out;
+	/* Store queries in flight (at most GW_QUERIES_MAX) and those held
+	 * until one answers (at most GW_HELD_MAX; rpc.c). */
+	int queries, n_held;
+	struct gw_held_query *held, *held_tail;
 	/* Queued during an inbox drain, flushed at its end (gw->dirty). */
 	bool dirty;
 	struct gw_session *dirty_next;
@@ -367,6 +384,8 @@ void inbox_drain(struct gateway *gw);
 void rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
 	       Parley__Internal__V1__StoreRequest *req);
 void rpc_on_store_reply(struct gateway *gw, struct gw_inbox_item *it);
+/* Drop the session's held queries (it closes). */
+void rpc_release_held(struct gw_session *s);
 int presence_open(struct gateway *gw);
 void presence_close(struct gateway *gw);
 void presence_free(struct gateway *gw);

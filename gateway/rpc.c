@@ -91,12 +91,66 @@ void
 rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
 	  Parley__Internal__V1__StoreRequest *req)
 {
+	struct gw_held_query *h;
 	nng_msg *m;
 
+	if (s->queries >= GW_QUERIES_MAX && s->n_held >= GW_HELD_MAX) {
+		session_error(s, request_id,
+			      PARLEY__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED,
+			      "too many queries waiting for answers", true);
+		return;
+	}
 	nng_msg_alloc(
 		&m, parley__internal__v1__store_request__get_packed_size(req));
 	parley__internal__v1__store_request__pack(req, nng_msg_body(m));
-	rpc_call(gw, gw->store, GW_IN_STORE_REPLY, s->id, request_id, m);
+	if (s->queries < GW_QUERIES_MAX) {
+		s->queries++;
+		rpc_call(gw, gw->store, GW_IN_STORE_REPLY, s->id, request_id,
+			 m);
+		return;
+	}
+	h = xmalloc(sizeof(*h));
+	h->msg = m;
+	h->request_id = request_id;
+	h->next = NULL;
+	if (s->held_tail)
+		s->held_tail->next = h;
+	else
+		s->held = h;
+	s->held_tail = h;
+	s->n_held++;
+}
+
+/* An answer came: the oldest held query may go. */
+static void
+rpc_next_held(struct gw_session *s)
+{
+	struct gw_held_query *h = s->held;
+
+	if (h == NULL || s->queries >= GW_QUERIES_MAX)
+		return;
+	s->held = h->next;
+	if (s->held == NULL)
+		s->held_tail = NULL;
+	s->n_held--;
+	s->queries++;
+	rpc_call(s->gw, s->gw->store, GW_IN_STORE_REPLY, s->id, h->request_id,
+		 h->msg);
+	free(h);
+}
+
+void
+rpc_release_held(struct gw_session *s)
+{
+	while (s->held) {
+		struct gw_held_query *h = s->held;
+
+		s->held = h->next;
+		nng_msg_free(h->msg);
+		free(h);
+	}
+	s->held_tail = NULL;
+	s->n_held = 0;
 }
 
 static void
@@ -155,6 +209,14 @@ rpc_on_store_reply(struct gateway *gw, struct gw_inbox_item *it)
 
 	if (s == NULL)
 		return;
+	if (s->queries > 0)
+		s->queries--;
+	if (s->state == GW_CLOSING) {
+		/* Not decoded: a reader closed as too slow may be owed
+		 * several pages. */
+		rpc_release_held(s);
+		return;
+	}
 	if (it->msg)
 		rep = parley__internal__v1__store_reply__unpack(
 			NULL, nng_msg_len(it->msg), nng_msg_body(it->msg));
@@ -168,6 +230,7 @@ rpc_on_store_reply(struct gateway *gw, struct gw_inbox_item *it)
 			      "history unavailable; retry", true);
 	if (rep)
 		parley__internal__v1__store_reply__free_unpacked(rep, NULL);
+	rpc_next_held(s);
 }
 
 /* Presence reports. */

@@ -157,7 +157,9 @@ session_send(struct gw_session *s, struct gw_frame *f)
 
 	if (s->state == GW_CLOSING || s->state == GW_AUTH_WAIT)
 		return;
-	if (s->queued + f->len > (size_t)s->gw->cfg.outq_max) {
+	/* One frame is always taken into an empty queue, however big (a
+	 * Sync page can pass a small PARLEY_OUTQ_MAX). */
+	if (s->head && s->queued + f->len > (size_t)s->gw->cfg.outq_max) {
 		session_close(s, GW_CLOSE_TOO_SLOW, "too slow: not reading");
 		return;
 	}
@@ -505,6 +507,7 @@ session_destroy(struct gw_session *s)
 		return;
 	session_unindex(s);
 	session_undirty(s); /* never listed outside a drain; to be safe */
+	rpc_release_held(s);
 	subs_drop(s);
 	if (s->user[0])
 		presence_session_down(s->gw, s);

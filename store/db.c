@@ -732,7 +732,7 @@ db_sync_access(struct db *db, const char *room_id, const char *user,
 	return 0;
 }
 
-static void
+void
 db_event_free(Parley__V1__RoomEvent *e)
 {
 	for (size_t i = 0; i < e->n_user_ids; i++)

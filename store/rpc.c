@@ -22,6 +22,13 @@
 /* Room events one Sync page carries at most (see docs/PROTOCOL.md). */
 #define RPC_EVENTS_MAX	   1000
 #define RPC_SYNC_ROOMS_MAX 100
+/* A page stops once its message bodies reach RPC_PAGE_BYTES (it always
+ * holds one message, so up to 64 KiB more); a SyncRooms answer once they
+ * reach RPC_SYNC_ROOMS_BYTES in all (each room still gets one message).
+ * Without it a page of 1000 messages of 64 KiB would be 64 MB, which the
+ * gateway's outgoing queue bound (PARLEY_OUTQ_MAX) closes as too slow. */
+#define RPC_PAGE_BYTES	     (256 * 1024)
+#define RPC_SYNC_ROOMS_BYTES (1024 * 1024)
 
 struct rpc_worker {
 	nng_ctx ctx;
@@ -231,6 +238,38 @@ rpc_page(Parley__V1__SyncResult *sr, Parley__V1__Message **msgs, size_t n,
 	sr->n_messages = n;
 }
 
+/* Keep sr's first messages while their bodies stay within budget (at
+ * least one); the rest are freed and has_more is set. A Sync page's
+ * events after its new end come with the next page instead. The body
+ * bytes kept. */
+static size_t
+rpc_trim(Parley__V1__SyncResult *sr, size_t budget)
+{
+	size_t used = 0, keep = 0, ev = 0;
+
+	while (keep < sr->n_messages) {
+		size_t b = strlen(sr->messages[keep]->body);
+
+		if (keep > 0 && used + b > budget)
+			break;
+		used += b;
+		keep++;
+	}
+	if (keep == sr->n_messages)
+		return used;
+	sr->has_more = true;
+	while (sr->n_messages > keep)
+		db_message_free(sr->messages[--sr->n_messages]);
+	for (size_t i = 0; i < sr->n_events; i++) {
+		if (sr->events[i]->seq <= sr->messages[keep - 1]->seq)
+			sr->events[ev++] = sr->events[i];
+		else
+			db_event_free(sr->events[i]);
+	}
+	sr->n_events = ev;
+	return used;
+}
+
 /* The last seq of the page after `after` (< cap): seqs are dense. */
 static uint64_t
 rpc_page_end(uint64_t after, uint32_t limit, uint64_t cap)
@@ -310,14 +349,14 @@ rpc_sync_messages(struct db *db, struct cache *cache,
  * partition meanwhile) can only miss, never hide or leak a message. */
 static Parley__Internal__V1__StoreReply *
 rpc_sync(struct db *db, struct cache *cache, const char *user,
-	 const Parley__V1__Sync *s)
+	 const Parley__V1__Sync *s, size_t *budget)
 {
 	uint32_t limit = rpc_limit(s->limit);
 	uint64_t end = s->after_seq + limit, cap = 0;
 	Parley__Internal__V1__StoreReply *rep;
 	Parley__V1__RoomEvent **events;
 	struct db_access a;
-	size_t n_events;
+	size_t n_events, used;
 	int rc;
 
 	if (end < s->after_seq)
@@ -342,6 +381,8 @@ rpc_sync(struct db *db, struct cache *cache, const char *user,
 		rpc_reply_free(rep);
 		return rpc_db_error(rc, s->room_id);
 	}
+	used = rpc_trim(rep->sync_result, *budget);
+	*budget = used < *budget ? *budget - used : 0;
 	return rep;
 }
 
@@ -380,6 +421,7 @@ rpc_history(struct db *db, const char *user, bool server,
 		return rpc_db_error(rc, h->room_id);
 	}
 	rpc_page(rep->sync_result, msgs, n, limit);
+	rpc_trim(rep->sync_result, RPC_PAGE_BYTES); /* the newest are kept */
 	rpc_reverse(msgs, rep->sync_result->n_messages);
 	return rep;
 }
@@ -423,6 +465,7 @@ rpc_sync_rooms(struct db *db, struct cache *cache, const char *user,
 {
 	Parley__V1__SyncRoomsResult *all;
 	Parley__Internal__V1__StoreReply *rep;
+	size_t left = RPC_SYNC_ROOMS_BYTES;
 
 	if (req->n_rooms > RPC_SYNC_ROOMS_MAX)
 		return rpc_error(PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
@@ -436,7 +479,11 @@ rpc_sync_rooms(struct db *db, struct cache *cache, const char *user,
 
 		if (!utf8_valid(req->rooms[i]->room_id))
 			continue;
-		one = rpc_sync(db, cache, user, req->rooms[i]);
+		size_t given = left < RPC_PAGE_BYTES ? left : RPC_PAGE_BYTES;
+		size_t budget = given;
+
+		one = rpc_sync(db, cache, user, req->rooms[i], &budget);
+		left -= given - budget;
 		if (rpc_unavailable(one)) {
 			rep = one;
 			one = rpc_reply_new();
@@ -504,7 +551,8 @@ rpc_dispatch(struct db *db, struct cache *cache,
 {
 	switch (req->req_case) {
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_SYNC:
-		return rpc_sync(db, cache, req->user_id, req->sync);
+		return rpc_sync(db, cache, req->user_id, req->sync,
+				&(size_t){ RPC_PAGE_BYTES });
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_HISTORY:
 		return rpc_history(db, req->user_id, req->server, req->history);
 	case PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_GET_ROOM:

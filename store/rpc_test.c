@@ -81,6 +81,61 @@ test_page(void)
 	rpc_reply_free(rep);
 }
 
+static Parley__V1__RoomEvent *
+event_at(uint64_t seq)
+{
+	Parley__V1__RoomEvent *e = xcalloc(1, sizeof(*e));
+
+	parley__v1__room_event__init(e);
+	e->room_id = xstrdup("r");
+	e->name = xstrdup("");
+	e->actor_id = xstrdup("");
+	e->seq = seq;
+	return e;
+}
+
+/* A page stops at RPC_PAGE_BYTES of bodies but keeps one message however
+ * big; events past its new end are left for the next page. */
+static void
+test_trim(void)
+{
+	Parley__Internal__V1__StoreReply *rep = rpc_sync_result("r", 9);
+	Parley__V1__SyncResult *sr = rep->sync_result;
+	size_t big = 100 * 1024;
+
+	sr->messages = messages(5);
+	sr->n_messages = 5;
+	for (size_t i = 0; i < 5; i++) {
+		free(sr->messages[i]->body);
+		sr->messages[i]->body = xmalloc(big + 1);
+		memset(sr->messages[i]->body, 'x', big);
+		sr->messages[i]->body[big] = 0;
+	}
+	sr->events = xcalloc(3, sizeof(*sr->events));
+	sr->events[0] = event_at(0);
+	sr->events[1] = event_at(2);
+	sr->events[2] = event_at(4);
+	sr->n_events = 3;
+	CHECK_EQ_INT(rpc_trim(sr, RPC_PAGE_BYTES), 2 * big);
+	CHECK_EQ_INT(sr->n_messages, 2);
+	CHECK(sr->has_more);
+	CHECK_EQ_INT(sr->n_events, 2);
+	CHECK_EQ_INT(sr->events[1]->seq, 2);
+	/* No budget left: still one message. */
+	CHECK_EQ_INT(rpc_trim(sr, 0), big);
+	CHECK_EQ_INT(sr->n_messages, 1);
+	CHECK_EQ_INT(sr->n_events, 1);
+	rpc_reply_free(rep);
+	/* Within the budget: nothing changes. */
+	rep = rpc_sync_result("r", 9);
+	rep->sync_result->messages = messages(3);
+	rep->sync_result->n_messages = 3;
+	CHECK_EQ_INT(rpc_trim(rep->sync_result, 3), 3);
+	CHECK_EQ_INT(rep->sync_result->n_messages, 3);
+	CHECK(!rep->sync_result->has_more);
+	rpc_reply_free(rep);
+}
+
 static void
 test_page_end(void)
 {
@@ -177,5 +232,5 @@ test_dead_database_is_retryable(void)
 }
 
 TEST_MAIN(TEST(test_limit), TEST(test_authorize), TEST(test_page),
-	  TEST(test_page_end), TEST(test_sync_from_cache),
+	  TEST(test_trim), TEST(test_page_end), TEST(test_sync_from_cache),
 	  TEST(test_bad_requests), TEST(test_dead_database_is_retryable))

@@ -174,6 +174,7 @@ int db_sync_access(struct db *db, const char *room_id, const char *user,
 		   struct db_access *out, Parley__V1__RoomEvent ***events,
 		   size_t *n);
 void db_events_free(Parley__V1__RoomEvent **events, size_t n);
+void db_event_free(Parley__V1__RoomEvent *e);
 
 /* Messages of room with lo < seq <= hi, at most limit, ascending
  * (desc false) or descending. Fills *out (xmalloc'd array of heap

@@ -40,4 +40,39 @@ print("slow reader closed with 4005; frames read before the close:", len(r["fram
 PY
 echo "gateway RSS after the slow reader: ${rss} kB"
 [ "$rss" -lt 200000 ] || fail "gateway RSS grew to $rss kB"
+
+# A reader that reads gets a history far over PARLEY_OUTQ_MAX (40 x 60 KB)
+# in pages of at most 256 KiB of bodies, and is never closed as too slow.
+PARLEY_URL=$(url 1) parley history --as dave dm:bob:dave >"$T/hist.out" ||
+	fail "history of 2.4 MB: exit $?"
+[ "$(grep -c '"type":"message"' "$T/hist.out")" = 40 ] || fail "history: $(wc -l <"$T/hist.out") lines"
+PARLEY_URL=$(url 1) parley sync --as dave --all >"$T/sync.out" || fail "sync --all: exit $?"
+[ "$(grep -c '"room_id":"dm:bob:dave"' "$T/sync.out")" = 40 ] || fail "sync: $(wc -l <"$T/sync.out") lines"
+echo "history and sync of 2.4 MB came in pages"
+
+# 12 Syncs at once: 4 go to the store, the rest wait in the gateway; each
+# is answered once, with its own page.
+python3 - "$TOOLS" "$GW_PORT_1" "$(parley token dave)" <<'PY' || fail "held queries"
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from wsclient import Conn, pb_fields, field_bytes, field_varint
+c = Conn(int(sys.argv[2]), "/?token=" + sys.argv[3])
+deadline = time.time() + 20
+assert 10 in pb_fields(c.recv_frame(deadline)[1]), "no Welcome"
+for k in range(12):
+    sync = (field_bytes(1, "dm:bob:dave") + field_varint(2, k) +
+            field_varint(3, 1))
+    c.send_frame(2, field_varint(1, 100 + k) + field_bytes(12, sync))
+got = {}
+while len(got) < 12:
+    f = pb_fields(c.recv_frame(deadline)[1])
+    if 13 not in f:
+        continue
+    rid = f[1][0]
+    assert rid not in got, f"request {rid} answered twice"
+    msgs = [pb_fields(m) for m in pb_fields(f[13][0]).get(2, [])]
+    got[rid] = [m[2][0] for m in msgs]
+assert got == {100 + k: [k + 1] for k in range(12)}, got
+print("12 Syncs at once: each answered once with its page")
+PY
 echo ok
