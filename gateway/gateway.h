@@ -135,13 +135,11 @@ struct gw_transport {
 	 * client can take it (never synchronously: the caller may be in the
 	 * middle of walking the session indexes). */
 	void (*wake)(struct gw_session *s);
-	/* Optional: write f at once when nothing is queued before it (never
-	 * closing or destroying anything synchronously); false when f must
-	 * be queued. */
-	bool (*write_now)(struct gw_session *s, struct gw_frame *f);
-	/* Optional, with write_now: write the queue (frames that came in
-	 * one inbox drain) as far as the client takes it now, several
-	 * frames in one write; what is left waits for writable. */
+	/* Optional: write the queue now, as far as the client takes it,
+	 * several frames in one write (never closing or destroying anything
+	 * synchronously); what is left waits for writable. session_send
+	 * calls it for a frame to an idle session, or at the end of the
+	 * inbox drain that queued frames. */
 	void (*flush)(struct gw_session *s);
 };
 
@@ -381,7 +379,7 @@ void inbox_drain(struct gateway *gw);
 
 /* rpc.c: store queries and presence reports. */
 /* Send req for session s; the reply comes to the inbox. */
-void rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
+void rpc_store(struct gw_session *s, uint64_t request_id,
 	       Parley__Internal__V1__StoreRequest *req);
 void rpc_on_store_reply(struct gateway *gw, struct gw_inbox_item *it);
 /* Drop the session's held queries (it closes). */

@@ -87,41 +87,7 @@ rpc_call(struct gateway *gw, nng_socket sock, enum gw_inbox_kind kind,
 	nng_ctx_send(c->ctx, c->aio);
 }
 
-void
-rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
-	  Parley__Internal__V1__StoreRequest *req)
-{
-	struct gw_held_query *h;
-	nng_msg *m;
-
-	if (s->queries >= GW_QUERIES_MAX && s->n_held >= GW_HELD_MAX) {
-		session_error(s, request_id,
-			      PARLEY__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED,
-			      "too many queries waiting for answers", true);
-		return;
-	}
-	nng_msg_alloc(
-		&m, parley__internal__v1__store_request__get_packed_size(req));
-	parley__internal__v1__store_request__pack(req, nng_msg_body(m));
-	if (s->queries < GW_QUERIES_MAX) {
-		s->queries++;
-		rpc_call(gw, gw->store, GW_IN_STORE_REPLY, s->id, request_id,
-			 m);
-		return;
-	}
-	h = xmalloc(sizeof(*h));
-	h->msg = m;
-	h->request_id = request_id;
-	h->next = NULL;
-	if (s->held_tail)
-		s->held_tail->next = h;
-	else
-		s->held = h;
-	s->held_tail = h;
-	s->n_held++;
-}
-
-/* An answer came: the oldest held query may go. */
+/* Send the oldest held query if fewer than GW_QUERIES_MAX are out. */
 static void
 rpc_next_held(struct gw_session *s)
 {
@@ -137,6 +103,35 @@ rpc_next_held(struct gw_session *s)
 	rpc_call(s->gw, s->gw->store, GW_IN_STORE_REPLY, s->id, h->request_id,
 		 h->msg);
 	free(h);
+}
+
+void
+rpc_store(struct gw_session *s, uint64_t request_id,
+	  Parley__Internal__V1__StoreRequest *req)
+{
+	struct gw_held_query *h;
+	nng_msg *m;
+
+	if (s->queries >= GW_QUERIES_MAX && s->n_held >= GW_HELD_MAX) {
+		session_error(s, request_id,
+			      PARLEY__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED,
+			      "too many queries waiting for answers", true);
+		return;
+	}
+	nng_msg_alloc(
+		&m, parley__internal__v1__store_request__get_packed_size(req));
+	parley__internal__v1__store_request__pack(req, nng_msg_body(m));
+	h = xmalloc(sizeof(*h));
+	h->msg = m;
+	h->request_id = request_id;
+	h->next = NULL;
+	if (s->held_tail)
+		s->held_tail->next = h;
+	else
+		s->held = h;
+	s->held_tail = h;
+	s->n_held++;
+	rpc_next_held(s);
 }
 
 void

@@ -163,16 +163,15 @@ session_send(struct gw_session *s, struct gw_frame *f)
 		session_close(s, GW_CLOSE_TOO_SLOW, "too slow: not reading");
 		return;
 	}
-	if (s->state == GW_LIVE && s->head == NULL && s->tp->write_now) {
-		if (s->gw->batching && s->tp->flush) {
-			/* More may follow in this drain: write them together.
-			 */
-			s->dirty = true;
-			s->dirty_next = s->gw->dirty;
-			s->gw->dirty = s;
-		} else if (s->tp->write_now(s, f)) {
-			return;
-		}
+	/* An idle session is written at once, or — while the inbox drains,
+	 * when more may follow — at the drain's end, all together. */
+	bool now = s->state == GW_LIVE && s->head == NULL && s->tp->flush;
+
+	if (now && s->gw->batching) {
+		now = false;
+		s->dirty = true;
+		s->dirty_next = s->gw->dirty;
+		s->gw->dirty = s;
 	}
 	q = xmalloc(sizeof(*q));
 	q->frame = f;
@@ -184,7 +183,9 @@ session_send(struct gw_session *s, struct gw_frame *f)
 		s->head = q;
 	s->tail = q;
 	s->queued += f->len;
-	if (s->state == GW_LIVE && !s->dirty)
+	if (now)
+		s->tp->flush(s);
+	else if (s->state == GW_LIVE && !s->dirty)
 		s->tp->wake(s);
 }
 
@@ -386,7 +387,7 @@ session_auth(struct gw_session *s, const char *token)
 	req.user_id = s->user;
 	req.req_case = PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS;
 	req.list_rooms = &lr;
-	rpc_store(s->gw, s, 0, &req);
+	rpc_store(s, 0, &req);
 	return 0;
 }
 
@@ -412,7 +413,7 @@ session_query(struct gw_session *s, Parley__V1__ClientFrame *f)
 			PARLEY__INTERNAL__V1__STORE_REQUEST__REQ_LIST_ROOMS;
 		req.list_rooms = f->list_rooms;
 	}
-	rpc_store(s->gw, s, f->request_id, &req);
+	rpc_store(s, f->request_id, &req);
 }
 
 static void

@@ -76,8 +76,7 @@ struct sse_buf {
 
 static void sse_wake(struct gw_session *s);
 
-static const struct gw_transport sse_transport = { "sse", sse_wake, NULL,
-						   NULL };
+static const struct gw_transport sse_transport = { "sse", sse_wake, NULL };
 
 static struct sse_session *
 sse_of(struct gw_session *s)

@@ -32,25 +32,6 @@ ws_wake(struct gw_session *s)
 	lws_callback_on_writable(s->wsi);
 }
 
-/* A frame for a live session whose queue is empty goes to the socket at
- * once: no writable round trip (with epoll, two epoll_ctl calls and a
- * loop turn per delivery). What the kernel does not take lws keeps and
- * sends first (lws_partial_buffered); frames behind it are queued. */
-static bool
-ws_write_now(struct gw_session *s, struct gw_frame *f)
-{
-	if (lws_partial_buffered(s->wsi))
-		return false;
-	if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_BINARY) < 0) {
-		/* lws closes the connection on its next turn. */
-		LOG_DEBUG("gateway.write", "write to %s failed", s->id);
-		return true;
-	}
-	metric_add(s->gw->m->bytes_out, (int64_t)f->len);
-	metric_add(s->gw->m->frames_out, 1);
-	return true;
-}
-
 /* Several queued frames go out in one write of at most this many bytes
  * (a frame bigger than what is left goes in the next write). */
 #define WS_COALESCE_MAX (64 * 1024)
@@ -123,19 +104,22 @@ ws_write_queue(struct gw_session *s)
 	return 1;
 }
 
-/* The end of an inbox drain: what came for s in it goes out now. */
+/* A frame for an idle session, or the frames an inbox drain brought it,
+ * go to the socket now: no writable round trip (with epoll, two
+ * epoll_ctl calls and a loop turn per delivery). What the kernel does not
+ * take lws keeps and sends first (lws_partial_buffered); the rest waits
+ * for writable. */
 static void
 ws_flush(struct gw_session *s)
 {
-	if (s->wsi == NULL || lws_partial_buffered(s->wsi) ||
-	    ws_write_queue(s) >= 0) {
+	if (lws_partial_buffered(s->wsi) || ws_write_queue(s) >= 0) {
 		if (session_has_output(s))
 			lws_callback_on_writable(s->wsi);
 	}
 }
 
 static const struct gw_transport ws_transport = { "websocket", ws_wake,
-						  ws_write_now, ws_flush };
+						  ws_flush };
 
 static int
 callback_http(struct lws *wsi, enum lws_callback_reasons reason, void *user,

@@ -44,8 +44,7 @@ fuzz_wake(struct gw_session *s)
 	(void)s;
 }
 
-static const struct gw_transport fuzz_transport = { "fuzz", fuzz_wake, NULL,
-						    NULL };
+static const struct gw_transport fuzz_transport = { "fuzz", fuzz_wake, NULL };
 
 /* auth.c without revocation (no Kafka here): the pinned key's checks. */
 int
@@ -92,10 +91,9 @@ presence_session_down(struct gateway *gw, struct gw_session *s)
 }
 
 void
-rpc_store(struct gateway *gw, struct gw_session *s, uint64_t request_id,
+rpc_store(struct gw_session *s, uint64_t request_id,
 	  Parley__Internal__V1__StoreRequest *req)
 {
-	(void)gw;
 	(void)request_id;
 	fuzz_roundtrip(&req->base);
 	if (req->req_case ==
